@@ -1,0 +1,59 @@
+# Everyday commands. `make demo` and `make test` are the two that matter.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+DBT := $(BIN)/dbt
+DBT_ARGS := --profiles-dir . --project-dir .
+export DBT_PROFILES_DIR := $(CURDIR)
+export TRACKHOUSE_PROJECT_DIR := $(CURDIR)
+
+.PHONY: setup system-deps demo build test lint sqlfluff pytest dagster bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## setup: the virtualenv with the pinned packages (first use only)
+setup: $(STAMP)
+
+## system-deps: PostgreSQL server binaries and Chromium (Debian packages) when missing
+system-deps:
+	bash scripts/system-deps.sh
+
+## demo: generate demo events, load them into warehouse.duckdb, dbt build, print a summary
+demo: setup
+	$(BIN)/trackhouse demo --output data/demo-events.ndjson.gz
+	$(BIN)/trackhouse load data/demo-events.ndjson.gz
+	$(DBT) build $(DBT_ARGS) --quiet
+	$(BIN)/trackhouse summary
+
+## build: dbt build on the configured target
+build: setup
+	$(DBT) build $(DBT_ARGS)
+
+## test: ruff, sqlfluff and pytest (DuckDB and PostgreSQL)
+test: setup lint sqlfluff pytest
+
+lint: setup
+	$(BIN)/ruff check python orchestration tests bench
+
+sqlfluff: setup
+	$(BIN)/sqlfluff lint models macros --processes 2
+
+pytest: setup
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+## dagster: the Dagster UI on the demo warehouse (http://127.0.0.1:3000)
+dagster: setup
+	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
+
+## bench: the load benchmark (see bench/)
+bench: setup
+	$(BIN)/python bench/load.py
+
+clean:
+	rm -rf target logs data warehouse.duckdb

@@ -1,0 +1,20 @@
+with
+
+source as (
+    select * from {{ source('trackhouse_raw', 'events') }}
+),
+
+renamed as (
+    select
+        message_id as event_id,
+        event_type,
+        occurred_at,
+        anonymous_id,
+        user_id,
+        source as source_name,
+        line_number,
+        received_at
+    from source
+)
+
+select * from renamed

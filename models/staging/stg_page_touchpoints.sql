@@ -1,0 +1,21 @@
+with
+
+source as (
+    select * from {{ source('trackhouse_raw', 'touchpoints') }}
+),
+
+renamed as (
+    select
+        event_id as touchpoint_id,
+        anonymous_id,
+        user_id,
+        occurred_at as touched_at,
+        url,
+        referrer,
+        user_agent,
+        campaign as campaign_json,
+        received_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,19 @@
+with
+
+source as (
+    select * from {{ source('trackhouse_raw', 'users') }}
+),
+
+renamed as (
+    select
+        event_id,
+        user_id,
+        date_joined as joined_at,
+        is_active,
+        account_id,
+        occurred_at as stated_at,
+        received_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,47 @@
+"""trackhouse: product usage, period statistics and marketing attribution in your warehouse.
+
+The application side writes raw events (``record_activity``, ``record_touchpoint``,
+``record_conversion``, ``identify``, ``record_user``, ``record_account``,
+``record_statistic``) or loads NDJSON files (``load_files``); dbt builds the marts.
+"""
+
+from .errors import ConfigError, InvalidEventError, TrackhouseError, WarehouseBusyError
+from .ingest import (
+    Tracker,
+    confirm_conversion,
+    deactivate_conversion,
+    flush,
+    get_tracker,
+    identify,
+    record_account,
+    record_activity,
+    record_conversion,
+    record_statistic,
+    record_touchpoint,
+    record_user,
+)
+from .loader import LoadReport, load_files
+from .settings import Settings, load_settings
+
+__all__ = [
+    "ConfigError",
+    "InvalidEventError",
+    "LoadReport",
+    "Settings",
+    "Tracker",
+    "TrackhouseError",
+    "WarehouseBusyError",
+    "confirm_conversion",
+    "deactivate_conversion",
+    "flush",
+    "get_tracker",
+    "identify",
+    "load_files",
+    "load_settings",
+    "record_account",
+    "record_activity",
+    "record_conversion",
+    "record_statistic",
+    "record_touchpoint",
+    "record_user",
+]

@@ -1,0 +1,179 @@
+"""The raw schema, owned by the Python package (SQLAlchemy Core).
+
+Every table is keyed by the event id (a Segment `messageId`, or a generated id
+for API calls) and carries `received_at`. Timestamps are UTC, stored without a
+zone. `events` is the ledger of every accepted event with its original payload
+(so fields trackhouse does not interpret are kept); the typed tables hold what
+each event means. `rejected` holds what could not be accepted, with the reason.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Engine
+
+from .settings import DEFAULT_RAW_SCHEMA
+
+metadata = MetaData()
+
+# Monetary and statistic values as received: 6 decimal places; dbt rounds to 2.
+VALUE = Numeric(38, 6)
+
+
+def _key() -> Column:
+    return Column("event_id", Text, primary_key=True)
+
+
+def _received() -> Column:
+    return Column("received_at", DateTime, nullable=False)
+
+
+events = Table(
+    "events",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("event_type", Text, nullable=False),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("anonymous_id", Text),
+    Column("user_id", Text),
+    Column("source", Text, nullable=False),
+    Column("line_number", Integer),
+    Column("payload", Text, nullable=False),
+    _received(),
+    comment="Ledger of every accepted event with its original payload; the de-duplication key.",
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    _key(),
+    Column("user_id", Text, nullable=False),
+    Column("occurred_at", DateTime, nullable=False),
+    _received(),
+    comment="One row per event that has a user id: that user was active at occurred_at.",
+)
+
+touchpoints = Table(
+    "touchpoints",
+    metadata,
+    _key(),
+    Column("anonymous_id", Text),
+    Column("user_id", Text),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("referrer", Text),
+    Column("user_agent", Text),
+    Column("campaign", Text),  # context.campaign as JSON text, when set
+    _received(),
+    comment="Page views that carry tracking parameters, url/referrer/user agent as received.",
+)
+
+conversion_events = Table(
+    "conversion_events",
+    metadata,
+    _key(),
+    Column("conversion_id", Text, nullable=False),
+    Column("event", Text),  # null on an update by id (confirm / deactivate / correct)
+    Column("anonymous_id", Text),
+    Column("user_id", Text),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("value", VALUE),
+    Column("currency", Text),
+    Column("is_confirmed", Boolean),  # null = not stated by this event
+    Column("is_active", Boolean),
+    Column("custom_data", Text),
+    Column("source_object", Text),
+    _received(),
+    comment="Every state update of a conversion is a row; dbt folds them per conversion_id.",
+)
+
+identity_links = Table(
+    "identity_links",
+    metadata,
+    _key(),
+    Column("anonymous_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("link_type", Text, nullable=False),  # identify | alias
+    Column("occurred_at", DateTime, nullable=False),
+    _received(),
+    comment="An anonymous id (or previous id) seen together with a user id.",
+)
+
+users = Table(
+    "users",
+    metadata,
+    _key(),
+    Column("user_id", Text, nullable=False),
+    Column("date_joined", DateTime),
+    Column("is_active", Boolean),
+    Column("account_id", Text),
+    Column("occurred_at", DateTime, nullable=False),
+    _received(),
+    comment="User traits as stated at occurred_at; null = not stated (latest stated wins).",
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _key(),
+    Column("account_id", Text, nullable=False),
+    Column("user_id", Text),
+    Column("subscription_start", DateTime),
+    Column("name", Text),
+    Column("occurred_at", DateTime, nullable=False),
+    _received(),
+    comment="Account (group) calls: membership of a user and the account's traits.",
+)
+
+statistics = Table(
+    "statistics",
+    metadata,
+    _key(),
+    Column("metric", Text, nullable=False),
+    Column("value", VALUE, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("statistic_date", Date, nullable=False),
+    Column("object_type", Text),
+    Column("object_id", Text),
+    Column("occurred_at", DateTime, nullable=False),
+    _received(),
+    comment="Recorded statistics (record_statistic / NDJSON `statistic`); latest per key wins.",
+)
+
+rejected = Table(
+    "rejected",
+    metadata,
+    Column("rejected_id", Text, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("line_number", Integer),
+    Column("payload", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    _received(),
+    comment="Input that was not accepted: the original payload, where it came from, and why.",
+)
+
+# The typed tables an event can land in, in write order (ledger first).
+EVENT_TABLES = (activity, touchpoints, conversion_events, identity_links, users, accounts, statistics)
+ALL_TABLES = (events, *EVENT_TABLES, rejected)
+
+
+def columns(table: Table) -> list[str]:
+    return [c.name for c in table.columns]
+
+
+def init_schema(engine: Engine, schema: str = DEFAULT_RAW_SCHEMA) -> None:
+    """Create the raw schema and tables; safe to call any number of times."""
+    with engine.begin() as conn:
+        conn.execute(text(f'create schema if not exists "{schema}"'))
+        metadata.create_all(conn.execution_options(schema_translate_map={None: schema}))

@@ -1,0 +1,167 @@
+"""Bulk writes of a `Batch` into the raw tables: one transaction per batch.
+
+DuckDB: the batch is handed over as Arrow tables (no per-row inserts).
+PostgreSQL: the batch is streamed with COPY into temporary tables.
+Either way the ledger (`events`) decides which message ids are new, so a
+batch written twice — or by two processes at once — lands exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from .engine import ensure_schema, raw_connection
+from .parsing import Batch
+from .schema import ALL_TABLES, EVENT_TABLES, columns
+from .settings import Settings
+
+_ARROW_TYPES: dict[type, pa.DataType] = {
+    sa.Text: pa.string(),
+    sa.DateTime: pa.timestamp("us"),
+    sa.Date: pa.date32(),
+    sa.Boolean: pa.bool_(),
+    sa.Integer: pa.int64(),
+}
+_TABLES = {t.name: t for t in ALL_TABLES}
+
+
+def _arrow_type(column: sa.Column) -> pa.DataType:
+    if isinstance(column.type, sa.Numeric):
+        return pa.decimal128(column.type.precision or 38, column.type.scale or 0)
+    return _ARROW_TYPES[type(column.type)]
+
+
+def _arrow_schema(name: str) -> pa.Schema:
+    return pa.schema([(c.name, _arrow_type(c)) for c in _TABLES[name].columns])
+
+
+_SCHEMAS = {name: _arrow_schema(name) for name in _TABLES}
+
+
+def to_arrow(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+    schema = _SCHEMAS[name]
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    return pa.table([pa.array(col, type=f.type) for col, f in zip(cols, schema, strict=True)], schema=schema)
+
+
+@dataclass
+class WriteResult:
+    new_events: int = 0
+    duplicate_events: int = 0
+    new_rejected: int = 0
+
+    def __iadd__(self, other: WriteResult) -> WriteResult:
+        self.new_events += other.new_events
+        self.duplicate_events += other.duplicate_events
+        self.new_rejected += other.new_rejected
+        return self
+
+
+def write_batch(settings: Settings, batch: Batch) -> WriteResult:
+    """Write every row of `batch` in one transaction; return what was new."""
+    if not len(batch):
+        return WriteResult()
+    ensure_schema(settings)
+    with raw_connection(settings) as conn:
+        if settings.is_duckdb:
+            return _write_duckdb(conn, settings.raw_schema, batch)
+        return _write_postgres(conn, settings.raw_schema, batch)
+
+
+def _present(batch: Batch) -> list[str]:
+    return [t.name for t in EVENT_TABLES if batch.rows.get(t.name)]
+
+
+def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
+    registered: list[str] = []
+    try:
+        con.execute("begin transaction")
+        for name in ("events", *_present(batch)):
+            con.register(f"th_batch_{name}", to_arrow(name, batch.rows.get(name, [])))
+            registered.append(f"th_batch_{name}")
+        con.register("th_batch_rejected", to_arrow("rejected", batch.rejected))
+        registered.append("th_batch_rejected")
+        con.execute(
+            f"""create or replace temp table th_new as
+            select message_id from th_batch_events
+            where message_id not in (select message_id from "{schema}".events)"""
+        )
+        new_events = con.execute("select count(*) from th_new").fetchone()[0]
+        con.execute(
+            f"""insert into "{schema}".events select * from th_batch_events
+            where message_id in (select message_id from th_new)"""
+        )
+        for name in _present(batch):
+            con.execute(
+                f"""insert into "{schema}"."{name}" select * from th_batch_{name}
+                where event_id in (select message_id from th_new)"""
+            )
+        new_rejected = 0
+        if batch.rejected:
+            before = con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0]
+            con.execute(
+                f"""insert into "{schema}".rejected
+                select * from (select distinct on (rejected_id) * from th_batch_rejected)
+                where rejected_id not in (select rejected_id from "{schema}".rejected)"""
+            )
+            new_rejected = con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0] - before
+        con.execute("drop table th_new")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        for view in registered:
+            con.unregister(view)
+    return WriteResult(new_events, batch.event_count - new_events, new_rejected)
+
+
+def _copy(cur: Any, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+    with cur.copy(f"copy {table} ({', '.join(cols)}) from stdin") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
+    with conn.transaction(), conn.cursor() as cur:
+        for name in ("events", *_present(batch)):
+            cur.execute(
+                f'create temp table th_batch_{name} (like "{schema}"."{name}") on commit drop'
+            )
+            _copy(cur, f"th_batch_{name}", columns(_TABLES[name]), batch.rows.get(name, []))
+        cur.execute("create temp table th_new (message_id text primary key) on commit drop")
+        # Concurrent loaders: a message id another transaction is inserting
+        # waits for it, then is skipped here; so every event lands once.
+        cur.execute(
+            f"""with inserted as (
+                insert into "{schema}".events select * from th_batch_events
+                on conflict (message_id) do nothing
+                returning message_id
+            )
+            insert into th_new select message_id from inserted"""
+        )
+        new_events = cur.rowcount
+        for name in _present(batch):
+            cur.execute(
+                f"""insert into "{schema}"."{name}" select * from th_batch_{name}
+                where event_id in (select message_id from th_new)
+                on conflict (event_id) do nothing"""
+            )
+        new_rejected = 0
+        if batch.rejected:
+            cur.execute(
+                f'create temp table th_batch_rejected (like "{schema}".rejected) on commit drop'
+            )
+            _copy(cur, "th_batch_rejected", columns(_TABLES["rejected"]), batch.rejected)
+            cur.execute(
+                f"""insert into "{schema}".rejected
+                select distinct on (rejected_id) * from th_batch_rejected
+                on conflict (rejected_id) do nothing"""
+            )
+            new_rejected = cur.rowcount
+    conn.commit()
+    return WriteResult(new_events, batch.event_count - new_events, new_rejected)
