@@ -186,8 +186,8 @@ def load_stream(
     pending = 0
     line_number = 0
     for line_number, raw in enumerate(stream, start=1):
-        line = raw.strip()
-        if not line:
+        line = raw.rstrip(b"\r\n")  # the payload is kept exactly as it was
+        if not line.strip():
             continue  # blank lines are not events
         report.received += 1
         pending += 1

@@ -1,0 +1,125 @@
+"""Shared fixtures: one suite, run against DuckDB and PostgreSQL.
+
+`TRACKHOUSE_TEST_TARGETS` (default `duckdb,postgres`) picks the targets; the
+`warehouse` fixture is parametrised over them, so every test that uses it runs
+once per target, the way pudo/dataset runs its suite once per DATABASE_URL.
+PostgreSQL is a real server started for the session (tests/pg_server.py); if it
+cannot start, the PostgreSQL tests error with the reason — nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import pg_server
+from trackhouse.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TARGETS = [t for t in os.environ.get("TRACKHOUSE_TEST_TARGETS", "duckdb,postgres").split(",") if t]
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[pg_server.PostgresServer]:
+    server = pg_server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Warehouse:
+    """A fresh, empty warehouse on one target, with dbt and the loader pointed at it."""
+
+    target: str
+    env: dict[str, str]
+    tmp: Path
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = load_settings(self.target, ROOT)
+
+    # -- running things -------------------------------------------------
+    def run(self, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **self.env}
+        proc = subprocess.run(
+            list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}"
+                f"\n--- stderr\n{proc.stderr[-3000:]}"
+            )
+        return proc
+
+    def dbt(self, *args: str, vars: dict[str, Any] | None = None, check: bool = True,
+            ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(BIN / "dbt"), *args, "--profiles-dir", str(ROOT), "--project-dir", str(ROOT),
+               "--target-path", str(ROOT / "target" / f"pytest-{_WORKER}-{self.target}")]
+        if vars:
+            cmd += ["--vars", orjson.dumps(vars).decode()]
+        return self.run(*cmd, check=check)
+
+    def build(self, *select: str, vars: dict[str, Any] | None = None,
+              full_refresh: bool = False) -> subprocess.CompletedProcess[str]:
+        args = ["build"]
+        if select:
+            args += ["--select", *select]
+        if full_refresh:
+            args.append("--full-refresh")
+        return self.dbt(*args, vars=vars)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(str(BIN / "trackhouse"), *args, check=check)
+
+    # -- reading --------------------------------------------------------
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        from trackhouse.query import fetch
+
+        return fetch(sql, params, self.settings)
+
+    def table(self, name: str, order_by: str = "1") -> list[dict[str, Any]]:
+        return self.query(f'select * from "{self.settings.mart_schema}"."{name}" order by {order_by}')
+
+    def raw(self, name: str) -> list[dict[str, Any]]:
+        return self.query(f'select * from "{self.settings.raw_schema}"."{name}" order by 1')
+
+    def count(self, name: str, schema: str | None = None) -> int:
+        schema = schema or self.settings.raw_schema
+        return int(self.query(f'select count(*) as n from "{schema}"."{name}"')[0]["n"])
+
+    def write_ndjson(self, events: list[dict[str, Any]] | list[bytes], name: str = "events.ndjson") -> Path:
+        path = self.tmp / name
+        with open(path, "wb") as f:
+            for e in events:
+                f.write(e if isinstance(e, bytes) else orjson.dumps(e))
+                f.write(b"\n")
+        return path
+
+
+@pytest.fixture(params=TARGETS)
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
+    target = request.param
+    if target == "duckdb":
+        env = {"TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(tmp_path / "test.duckdb")}
+    else:
+        server = request.getfixturevalue("pg")
+        dbname = f"th_{uuid.uuid4().hex[:12]}"
+        server.create_database(dbname)
+        env = server.env(dbname)
+    env |= {"TRACKHOUSE_PROJECT_DIR": str(ROOT), "DBT_PROFILES_DIR": str(ROOT),
+            "TRACKHOUSE_LOCK_TIMEOUT": "30"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield Warehouse(target=target, env=env, tmp=tmp_path)

@@ -1,0 +1,191 @@
+"""`trackhouse load`: every line accounted for, bad input rejected with reasons, idempotent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import orjson
+import pytest
+from factories import identify, page, track
+
+from trackhouse.loader import load_files
+
+GOOD = [
+    page("2024-05-01T10:00:00Z", "https://shop.example/?utm_source=google&utm_campaign=spring",
+         anonymous_id="anon-1", message_id="p1"),
+    identify("2024-05-01T10:05:00+02:00", "user-1", anonymous_id="anon-1", message_id="i1",
+             created_at="2024-05-01T08:05:00Z"),
+    track("2024-05-01T10:06:00Z", "purchase", user_id="user-1", message_id="t1", value=19.99,
+          currency="usd", plan="pro"),
+]
+
+
+def test_good_events_land_in_their_raw_tables(warehouse):
+    report = load_files([warehouse.write_ndjson(GOOD)], settings=warehouse.settings)
+    assert (report.received, report.accepted, report.rejected, report.duplicates) == (3, 3, 0, 0)
+    assert warehouse.count("events") == 3
+    assert [r["event_id"] for r in warehouse.raw("touchpoints")] == ["p1"]
+    # identify (with userId) and track (with userId) are activity; the anonymous page is not.
+    assert sorted(r["event_id"] for r in warehouse.raw("activity")) == ["i1", "t1"]
+    (conv,) = warehouse.raw("conversion_events")
+    assert conv["currency"] == "USD" and str(conv["value"]).startswith("19.99")
+    assert orjson.loads(conv["custom_data"]) == {"plan": "pro"}
+    (link,) = warehouse.raw("identity_links")
+    assert (link["anonymous_id"], link["user_id"]) == ("anon-1", "user-1")
+    # The offset +02:00 is converted to UTC.
+    assert str(link["occurred_at"]) == "2024-05-01 08:05:00"
+
+
+BAD_LINES = {
+    b'{"type": "page", "messageId": ': "malformed JSON",
+    orjson.dumps({"type": "page", "messageId": "b1", "anonymousId": "a"}): "timestamp must be",
+    orjson.dumps({"type": "page", "messageId": "b2", "anonymousId": "a",
+                  "timestamp": "2024-05-01T10:00:00"}): "has no UTC offset",
+    orjson.dumps({"type": "screen", "messageId": "b3", "anonymousId": "a",
+                  "timestamp": "2024-05-01T10:00:00Z"}): "type 'screen' is not one of",
+    orjson.dumps({"type": "track", "messageId": "b4", "userId": "u", "event": "buy",
+                  "timestamp": "2024-05-01T10:00:00Z", "properties": {"value": "lots"}}):
+        "properties.value must be a number",
+    orjson.dumps({"type": "page", "messageId": 12, "anonymousId": "a",
+                  "timestamp": "2024-05-01T10:00:00Z"}): "messageId must be a non-empty string",
+    orjson.dumps({"type": "identify", "messageId": "b5", "userId": {"id": 1},
+                  "timestamp": "2024-05-01T10:00:00Z"}): "userId must be a string",
+    b'{"type": "page", "messageId": "b6", "anonymousId": "caf\xe9", '
+    b'"timestamp": "2024-05-01T10:00:00Z"}': "not valid UTF-8",
+    b"[1, 2, 3]": "must be a JSON object",
+}
+
+
+def test_each_kind_of_bad_line_is_rejected_with_an_actionable_reason(warehouse):
+    lines = [*BAD_LINES, *(orjson.dumps(e) for e in GOOD)]
+    path = warehouse.write_ndjson(lines)
+    report = load_files([path], settings=warehouse.settings)
+    assert report.received == len(lines)
+    assert report.accepted == len(GOOD) and report.rejected == len(BAD_LINES)
+    assert report.received == report.accepted + report.rejected + report.duplicates
+    rejected = warehouse.raw("rejected")
+    assert len(rejected) == len(BAD_LINES)
+    by_line = {r["line_number"]: r for r in rejected}
+    for number, (line, expected) in enumerate(BAD_LINES.items(), start=1):
+        row = by_line[number]
+        assert expected in row["reason"], (line, row["reason"])
+        assert row["source"] == str(path)
+        # The original payload is kept (invalid bytes shown as escapes).
+        assert row["payload"] == line.decode("utf-8", "backslashreplace")
+
+
+def test_a_line_of_several_megabytes_is_rejected_and_kept(warehouse):
+    huge = track("2024-05-01T10:00:00Z", "purchase", user_id="u", blob="x" * 3_000_000)
+    report = load_files([warehouse.write_ndjson([huge, *GOOD])], settings=warehouse.settings)
+    assert (report.accepted, report.rejected) == (3, 1)
+    (row,) = warehouse.raw("rejected")
+    assert "bytes; events over" in row["reason"]
+    assert len(row["payload"]) > 3_000_000
+
+
+def test_sql_in_values_is_stored_literally(warehouse):
+    nasty = "x'); drop table trackhouse_raw.events; --"
+    event = page("2024-05-01T10:00:00Z", f"https://e.example/?utm_source={nasty}",
+                 anonymous_id=nasty, message_id=nasty)
+    load_files([warehouse.write_ndjson([event])], settings=warehouse.settings)
+    (row,) = warehouse.raw("touchpoints")
+    assert row["anonymous_id"] == nasty and row["event_id"] == nasty
+    assert warehouse.count("events") == 1
+
+
+def test_loading_the_same_file_twice_changes_nothing(warehouse):
+    path = warehouse.write_ndjson([*BAD_LINES, *(orjson.dumps(e) for e in GOOD)])
+    first = load_files([path], settings=warehouse.settings)
+    snapshot = {t: warehouse.raw(t) for t in ("events", "activity", "touchpoints", "rejected")}
+    second = load_files([path], settings=warehouse.settings)
+    assert second.received == first.received
+    assert second.accepted == 0 and second.duplicates == len(GOOD)
+    assert second.received == second.accepted + second.rejected + second.duplicates
+    assert {t: warehouse.raw(t) for t in snapshot} == snapshot
+
+
+def test_duplicate_message_ids_within_a_file_count_once(warehouse):
+    report = load_files([warehouse.write_ndjson([*GOOD, GOOD[0], GOOD[2]])],
+                        settings=warehouse.settings)
+    assert (report.received, report.accepted, report.duplicates) == (5, 3, 2)
+
+
+def test_allowed_events_reject_other_conversion_names(warehouse):
+    events = [*GOOD, track("2024-05-01T11:00:00Z", "purchse", user_id="user-1")]
+    report = load_files([warehouse.write_ndjson(events)], settings=warehouse.settings,
+                        allowed_events={"purchase", "signup"})
+    assert (report.accepted, report.rejected) == (3, 1)
+    assert "'purchse' is not allowed; allowed events: purchase, signup" in report.rejections[0].reason
+
+
+def test_gzip_and_stdin(warehouse):
+    import gzip
+
+    path = warehouse.tmp / "events.ndjson.gz"
+    path.write_bytes(gzip.compress(b"\n".join(orjson.dumps(e) for e in GOOD)))
+    proc = warehouse.cli("load", str(path))
+    assert "received 3 = accepted 3 + rejected 0 + duplicates skipped 0" in proc.stdout
+    extra = track("2024-05-02T10:00:00Z", "signup", user_id="user-2")
+    proc = subprocess.run(
+        [str(warehouse_bin()), "load", "-", "--format", "json"], input=orjson.dumps(extra),
+        capture_output=True, env={**os.environ, **warehouse.env}, cwd=warehouse.tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(proc.stdout)[0]["accepted"] == 1
+    assert warehouse.count("events") == 4
+
+
+def warehouse_bin():
+    from conftest import BIN
+
+    return BIN / "trackhouse"
+
+
+def _many(n: int) -> list[dict]:
+    return [
+        page(f"2024-05-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
+             f"https://e.example/p{i}?utm_source=s{i % 7}", anonymous_id=f"a{i % 500}",
+             user_id=f"u{i % 300}" if i % 2 else None, message_id=f"m{i}")
+        for i in range(n)
+    ]
+
+
+def test_sigkill_mid_file_then_rerun_equals_one_clean_load(warehouse, tmp_path):
+    events = _many(60_000)
+    path = warehouse.write_ndjson(events)
+    cmd = [str(warehouse_bin()), "load", str(path), "--batch-size", "2000", "--no-progress"]
+    env = {**os.environ, **warehouse.env}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Kill it once some (not all) batches have been committed.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            landed = warehouse.count("events")
+        except Exception:
+            landed = 0  # schema not created yet, or the file is locked by the writer
+        if landed >= 4000 or proc.poll() is not None:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = warehouse.count("events")
+    assert partial < len(events), "the loader finished before it could be killed; use more events"
+    assert partial % 2000 == 0, "a killed loader left a partial batch"
+    rerun = subprocess.run([*cmd, "--format", "json"], env=env, capture_output=True, check=True)
+    summary = orjson.loads(rerun.stdout)[0]
+    assert summary["received"] == len(events)
+    assert summary["accepted"] + summary["duplicates"] == len(events)
+    assert summary["duplicates"] == partial
+    assert warehouse.count("events") == len(events)
+    assert warehouse.count("touchpoints") == len(events)
+    assert warehouse.count("activity") == len(events) // 2
+
+
+@pytest.mark.parametrize("bad", ["2024-13-01T00:00:00Z", 1714557600, "yesterday"])
+def test_unparseable_timestamps(warehouse, bad):
+    event = page("x", "https://e.example/", anonymous_id="a")
+    event["timestamp"] = bad
+    report = load_files([warehouse.write_ndjson([event])], settings=warehouse.settings)
+    assert report.rejected == 1 and "timestamp" in report.rejections[0].reason
