@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
-
 import pg_server
+import pytest
 from trackhouse.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +49,9 @@ class Warehouse:
         self.settings = load_settings(self.target, ROOT)
 
     # -- running things -------------------------------------------------
-    def run(self, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: int = 600
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **self.env}
         proc = subprocess.run(
             list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
@@ -62,16 +63,29 @@ class Warehouse:
             )
         return proc
 
-    def dbt(self, *args: str, vars: dict[str, Any] | None = None, check: bool = True,
-            ) -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "dbt"), *args, "--profiles-dir", str(ROOT), "--project-dir", str(ROOT),
-               "--target-path", str(ROOT / "target" / f"pytest-{_WORKER}-{self.target}")]
+    def dbt(
+        self,
+        *args: str,
+        vars: dict[str, Any] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            str(BIN / "dbt"),
+            *args,
+            "--profiles-dir",
+            str(ROOT),
+            "--project-dir",
+            str(ROOT),
+            "--target-path",
+            str(ROOT / "target" / f"pytest-{_WORKER}-{self.target}"),
+        ]
         if vars:
             cmd += ["--vars", orjson.dumps(vars).decode()]
         return self.run(*cmd, check=check)
 
-    def build(self, *select: str, vars: dict[str, Any] | None = None,
-              full_refresh: bool = False) -> subprocess.CompletedProcess[str]:
+    def build(
+        self, *select: str, vars: dict[str, Any] | None = None, full_refresh: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         args = ["build"]
         if select:
             args += ["--select", *select]
@@ -89,7 +103,9 @@ class Warehouse:
         return fetch(sql, params, self.settings)
 
     def table(self, name: str, order_by: str = "1") -> list[dict[str, Any]]:
-        return self.query(f'select * from "{self.settings.mart_schema}"."{name}" order by {order_by}')
+        return self.query(
+            f'select * from "{self.settings.mart_schema}"."{name}" order by {order_by}'
+        )
 
     def raw(self, name: str) -> list[dict[str, Any]]:
         return self.query(f'select * from "{self.settings.raw_schema}"."{name}" order by 1')
@@ -98,7 +114,9 @@ class Warehouse:
         schema = schema or self.settings.raw_schema
         return int(self.query(f'select count(*) as n from "{schema}"."{name}"')[0]["n"])
 
-    def write_ndjson(self, events: list[dict[str, Any]] | list[bytes], name: str = "events.ndjson") -> Path:
+    def write_ndjson(
+        self, events: list[dict[str, Any]] | list[bytes], name: str = "events.ndjson"
+    ) -> Path:
         path = self.tmp / name
         with open(path, "wb") as f:
             for e in events:
@@ -108,18 +126,25 @@ class Warehouse:
 
 
 @pytest.fixture(params=TARGETS)
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path,
-              monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
+def warehouse(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Warehouse]:
     target = request.param
     if target == "duckdb":
-        env = {"TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(tmp_path / "test.duckdb")}
+        env = {
+            "TRACKHOUSE_TARGET": "duckdb",
+            "TRACKHOUSE_DUCKDB_PATH": str(tmp_path / "test.duckdb"),
+        }
     else:
         server = request.getfixturevalue("pg")
         dbname = f"th_{uuid.uuid4().hex[:12]}"
         server.create_database(dbname)
         env = server.env(dbname)
-    env |= {"TRACKHOUSE_PROJECT_DIR": str(ROOT), "DBT_PROFILES_DIR": str(ROOT),
-            "TRACKHOUSE_LOCK_TIMEOUT": "30"}
+    env |= {
+        "TRACKHOUSE_PROJECT_DIR": str(ROOT),
+        "DBT_PROFILES_DIR": str(ROOT),
+        "TRACKHOUSE_LOCK_TIMEOUT": "30",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield Warehouse(target=target, env=env, tmp=tmp_path)

@@ -84,8 +84,15 @@ class PostgresServer:
             conn.execute(f'create database "{name}"')
 
     def stop(self) -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop",
-                  check=False)
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-m",
+            "immediate",
+            "stop",
+            check=False,
+        )
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
@@ -107,8 +114,17 @@ def start() -> PostgresServer:
         os.chown(base, entry.pw_uid, entry.pw_gid)
     server = PostgresServer(datadir=datadir, port=_free_port(), bindir=bindir, run_as=run_as)
     init = server._run(
-        str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
-        "-E", "UTF8", "--no-locale", check=False,
+        str(bindir / "initdb"),
+        "-D",
+        str(datadir),
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-locale",
+        check=False,
     )
     if init.returncode != 0:
         raise PostgresUnavailable(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
@@ -117,8 +133,18 @@ def start() -> PostgresServer:
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
     )
     started = server._run(
-        str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(base / "log"),
-        "-w", "-t", "60", "start", check=False,
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-o",
+        options,
+        "-l",
+        str(base / "log"),
+        "-w",
+        "-t",
+        "60",
+        "start",
+        check=False,
     )
     if started.returncode != 0:
         log = (base / "log").read_text() if (base / "log").exists() else ""

@@ -10,16 +10,31 @@ import time
 import orjson
 import pytest
 from factories import identify, page, track
-
 from trackhouse.loader import load_files
 
 GOOD = [
-    page("2024-05-01T10:00:00Z", "https://shop.example/?utm_source=google&utm_campaign=spring",
-         anonymous_id="anon-1", message_id="p1"),
-    identify("2024-05-01T10:05:00+02:00", "user-1", anonymous_id="anon-1", message_id="i1",
-             created_at="2024-05-01T08:05:00Z"),
-    track("2024-05-01T10:06:00Z", "purchase", user_id="user-1", message_id="t1", value=19.99,
-          currency="usd", plan="pro"),
+    page(
+        "2024-05-01T10:00:00Z",
+        "https://shop.example/?utm_source=google&utm_campaign=spring",
+        anonymous_id="anon-1",
+        message_id="p1",
+    ),
+    identify(
+        "2024-05-01T10:05:00+02:00",
+        "user-1",
+        anonymous_id="anon-1",
+        message_id="i1",
+        created_at="2024-05-01T08:05:00Z",
+    ),
+    track(
+        "2024-05-01T10:06:00Z",
+        "purchase",
+        user_id="user-1",
+        message_id="t1",
+        value=19.99,
+        currency="usd",
+        plan="pro",
+    ),
 ]
 
 
@@ -42,17 +57,38 @@ def test_good_events_land_in_their_raw_tables(warehouse):
 BAD_LINES = {
     b'{"type": "page", "messageId": ': "malformed JSON",
     orjson.dumps({"type": "page", "messageId": "b1", "anonymousId": "a"}): "timestamp must be",
-    orjson.dumps({"type": "page", "messageId": "b2", "anonymousId": "a",
-                  "timestamp": "2024-05-01T10:00:00"}): "has no UTC offset",
-    orjson.dumps({"type": "screen", "messageId": "b3", "anonymousId": "a",
-                  "timestamp": "2024-05-01T10:00:00Z"}): "type 'screen' is not one of",
-    orjson.dumps({"type": "track", "messageId": "b4", "userId": "u", "event": "buy",
-                  "timestamp": "2024-05-01T10:00:00Z", "properties": {"value": "lots"}}):
-        "properties.value must be a number",
-    orjson.dumps({"type": "page", "messageId": 12, "anonymousId": "a",
-                  "timestamp": "2024-05-01T10:00:00Z"}): "messageId must be a non-empty string",
-    orjson.dumps({"type": "identify", "messageId": "b5", "userId": {"id": 1},
-                  "timestamp": "2024-05-01T10:00:00Z"}): "userId must be a string",
+    orjson.dumps(
+        {"type": "page", "messageId": "b2", "anonymousId": "a", "timestamp": "2024-05-01T10:00:00"}
+    ): "has no UTC offset",
+    orjson.dumps(
+        {
+            "type": "screen",
+            "messageId": "b3",
+            "anonymousId": "a",
+            "timestamp": "2024-05-01T10:00:00Z",
+        }
+    ): "type 'screen' is not one of",
+    orjson.dumps(
+        {
+            "type": "track",
+            "messageId": "b4",
+            "userId": "u",
+            "event": "buy",
+            "timestamp": "2024-05-01T10:00:00Z",
+            "properties": {"value": "lots"},
+        }
+    ): "properties.value must be a number",
+    orjson.dumps(
+        {"type": "page", "messageId": 12, "anonymousId": "a", "timestamp": "2024-05-01T10:00:00Z"}
+    ): "messageId must be a non-empty string",
+    orjson.dumps(
+        {
+            "type": "identify",
+            "messageId": "b5",
+            "userId": {"id": 1},
+            "timestamp": "2024-05-01T10:00:00Z",
+        }
+    ): "userId must be a string",
     b'{"type": "page", "messageId": "b6", "anonymousId": "caf\xe9", '
     b'"timestamp": "2024-05-01T10:00:00Z"}': "not valid UTF-8",
     b"[1, 2, 3]": "must be a JSON object",
@@ -88,8 +124,12 @@ def test_a_line_of_several_megabytes_is_rejected_and_kept(warehouse):
 
 def test_sql_in_values_is_stored_literally(warehouse):
     nasty = "x'); drop table trackhouse_raw.events; --"
-    event = page("2024-05-01T10:00:00Z", f"https://e.example/?utm_source={nasty}",
-                 anonymous_id=nasty, message_id=nasty)
+    event = page(
+        "2024-05-01T10:00:00Z",
+        f"https://e.example/?utm_source={nasty}",
+        anonymous_id=nasty,
+        message_id=nasty,
+    )
     load_files([warehouse.write_ndjson([event])], settings=warehouse.settings)
     (row,) = warehouse.raw("touchpoints")
     assert row["anonymous_id"] == nasty and row["event_id"] == nasty
@@ -108,17 +148,23 @@ def test_loading_the_same_file_twice_changes_nothing(warehouse):
 
 
 def test_duplicate_message_ids_within_a_file_count_once(warehouse):
-    report = load_files([warehouse.write_ndjson([*GOOD, GOOD[0], GOOD[2]])],
-                        settings=warehouse.settings)
+    report = load_files(
+        [warehouse.write_ndjson([*GOOD, GOOD[0], GOOD[2]])], settings=warehouse.settings
+    )
     assert (report.received, report.accepted, report.duplicates) == (5, 3, 2)
 
 
 def test_allowed_events_reject_other_conversion_names(warehouse):
     events = [*GOOD, track("2024-05-01T11:00:00Z", "purchse", user_id="user-1")]
-    report = load_files([warehouse.write_ndjson(events)], settings=warehouse.settings,
-                        allowed_events={"purchase", "signup"})
+    report = load_files(
+        [warehouse.write_ndjson(events)],
+        settings=warehouse.settings,
+        allowed_events={"purchase", "signup"},
+    )
     assert (report.accepted, report.rejected) == (3, 1)
-    assert "'purchse' is not allowed; allowed events: purchase, signup" in report.rejections[0].reason
+    assert (
+        "'purchse' is not allowed; allowed events: purchase, signup" in report.rejections[0].reason
+    )
 
 
 def test_gzip_and_stdin(warehouse):
@@ -130,8 +176,12 @@ def test_gzip_and_stdin(warehouse):
     assert "received 3 = accepted 3 + rejected 0 + duplicates skipped 0" in proc.stdout
     extra = track("2024-05-02T10:00:00Z", "signup", user_id="user-2")
     proc = subprocess.run(
-        [str(warehouse_bin()), "load", "-", "--format", "json"], input=orjson.dumps(extra),
-        capture_output=True, env={**os.environ, **warehouse.env}, cwd=warehouse.tmp)
+        [str(warehouse_bin()), "load", "-", "--format", "json"],
+        input=orjson.dumps(extra),
+        capture_output=True,
+        env={**os.environ, **warehouse.env},
+        cwd=warehouse.tmp,
+    )
     assert proc.returncode == 0, proc.stderr
     assert orjson.loads(proc.stdout)[0]["accepted"] == 1
     assert warehouse.count("events") == 4
@@ -145,9 +195,13 @@ def warehouse_bin():
 
 def _many(n: int) -> list[dict]:
     return [
-        page(f"2024-05-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
-             f"https://e.example/p{i}?utm_source=s{i % 7}", anonymous_id=f"a{i % 500}",
-             user_id=f"u{i % 300}" if i % 2 else None, message_id=f"m{i}")
+        page(
+            f"2024-05-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
+            f"https://e.example/p{i}?utm_source=s{i % 7}",
+            anonymous_id=f"a{i % 500}",
+            user_id=f"u{i % 300}" if i % 2 else None,
+            message_id=f"m{i}",
+        )
         for i in range(n)
     ]
 

@@ -88,12 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="create the raw schema (idempotent)")
-    p.add_argument("--roles", action="store_true", help="also create the writer/transformer/reader roles")
+    p.add_argument(
+        "--roles", action="store_true", help="also create the writer/transformer/reader roles"
+    )
     p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("load", help="load NDJSON event files (Segment spec; .gz ok; - = stdin)")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--allowed-events", help="comma-separated conversion event names; others are rejected")
+    p.add_argument(
+        "--allowed-events", help="comma-separated conversion event names; others are rejected"
+    )
     p.add_argument("--batch-size", type=int, default=50_000, help="events per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--strict", action="store_true", help="exit 1 when any line is rejected")
@@ -129,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; every batch written so far is complete, re-run to finish", file=sys.stderr)
+        print(
+            "interrupted; every batch written so far is complete, re-run to finish", file=sys.stderr
+        )
         return 130
 
 

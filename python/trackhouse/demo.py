@@ -51,7 +51,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, quote_plus
 
 import orjson
@@ -520,13 +520,15 @@ class _Simulation:
             device = self.device()
             at = self.growing_time()
             self.visit(at, device, campaign_share=0.6, pages=rng.randint(1, 3))
-            if rng.random() < 0.02:
-                plan, eur, _ = _PLANS[0]
-                properties = {"value": eur, "currency": "EUR", "plan": plan, "guest": True}
-                self.orders += 1
-                properties["order_id"] = f"order-{self.orders}"
-                ids = {"anonymousId": device.anonymous_id}
-                self.track_purchase(at + 10 * MINUTE_MS, ids, properties, properties["order_id"])
+            if rng.random() < 0.02:  # a guest checkout: anonymousId only
+                self.guest_purchase(at + 10 * MINUTE_MS, device)
+
+    def guest_purchase(self, at: int, device: _Device) -> None:
+        plan, eur, _ = _PLANS[0]
+        self.orders += 1
+        order_id = f"order-{self.orders}"
+        properties = {"value": eur, "currency": "EUR", "plan": plan, "order_id": order_id}
+        self.track_purchase(at, {"anonymousId": device.anonymous_id}, properties, order_id)
 
     def bots(self, count: int) -> None:
         rng = self.rng
@@ -586,6 +588,12 @@ class _Simulation:
         self.statistics(accounts)
 
 
+def _open_output(path: Path) -> IO[bytes]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "wb", compresslevel=6)
+    return path.open("wb")
+
+
 def generate_events(
     users: int = 500, days: int = 120, seed: int = 42, end: dt.date | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -617,8 +625,7 @@ def write_demo_file(
     """Write the demo events as NDJSON (gzip when `path` ends in .gz); return the line count."""
     path = Path(path)
     lines = 0
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as out:
+    with _open_output(path) as out:
         chunk: list[bytes] = []
         for event in generate_events(users, days, seed, end):
             chunk.append(orjson.dumps(event))

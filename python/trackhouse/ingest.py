@@ -80,7 +80,9 @@ class Tracker:
             except Exception:  # keep the rows; the next flush or close() retries
                 log.exception("trackhouse: background flush failed; will retry")
 
-    def _emit(self, event: dict[str, Any], *, allowed_events: Collection[str] | None = None) -> None:
+    def _emit(
+        self, event: dict[str, Any], *, allowed_events: Collection[str] | None = None
+    ) -> None:
         event.setdefault("messageId", str(uuid.uuid4()))
         received_at = datetime.now(UTC).replace(tzinfo=None)
         payload = orjson.dumps(event, default=_json_default).decode()
@@ -95,13 +97,21 @@ class Tracker:
                     source=API_SOURCE,
                     line_number=None,
                     received_at=received_at,
-                    allowed_events=allowed_events if allowed_events is not None else self.allowed_events,
+                    allowed_events=allowed_events
+                    if allowed_events is not None
+                    else self.allowed_events,
                     api=True,
                 )
             except InvalidEventError as exc:
                 self._batch.rejected.append(
-                    (rejected_id(API_SOURCE, None, payload + event["messageId"]), API_SOURCE, None,
-                     payload, str(exc), received_at)
+                    (
+                        rejected_id(API_SOURCE, None, payload + event["messageId"]),
+                        API_SOURCE,
+                        None,
+                        payload,
+                        str(exc),
+                        received_at,
+                    )
                 )
                 raise
             finally:
@@ -382,8 +392,9 @@ def identify(anonymous_id: str, user_id: str, at: datetime | None = None) -> Non
     get_tracker().identify(anonymous_id, user_id, at)
 
 
-def record_user(user_id: str, date_joined: datetime, is_active: bool = True,
-                account_id: str | None = None) -> None:
+def record_user(
+    user_id: str, date_joined: datetime, is_active: bool = True, account_id: str | None = None
+) -> None:
     get_tracker().record_user(user_id, date_joined, is_active, account_id)
 
 
@@ -391,9 +402,14 @@ def record_account(account_id: str, subscription_start: datetime, name: str | No
     get_tracker().record_account(account_id, subscription_start, name)
 
 
-def record_statistic(metric: str, value: Decimal | float | int, period: str,
-                     date: date | None = None, object_type: str | None = None,
-                     object_id: str | None = None) -> None:
+def record_statistic(
+    metric: str,
+    value: Decimal | float | int,
+    period: str,
+    date: date | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+) -> None:
     get_tracker().record_statistic(metric, value, period, date, object_type, object_id)
 
 

@@ -79,7 +79,9 @@ def _open(path: str) -> tuple[IO[bytes], int]:
         return sys.stdin.buffer, 0
     p = Path(path)
     if not p.is_file():
-        raise TrackhouseError(f"no such file: {path}; give the path of an NDJSON file (or - for stdin)")
+        raise TrackhouseError(
+            f"no such file: {path}; give the path of an NDJSON file (or - for stdin)"
+        )
     raw = open(p, "rb")  # noqa: SIM115 - closed by the caller
     size = p.stat().st_size
     magic = raw.read(2)
@@ -101,7 +103,7 @@ def _decode(line: bytes) -> tuple[str, str | None]:
         return line.decode("utf-8"), None
     except UnicodeDecodeError as exc:
         return line.decode("utf-8", "backslashreplace"), (
-            f"line is not valid UTF-8 (byte {exc.start}: {line[exc.start:exc.start + 1]!r}); "
+            f"line is not valid UTF-8 (byte {exc.start}: {line[exc.start : exc.start + 1]!r}); "
             "re-export the file as UTF-8"
         )
 
@@ -145,7 +147,14 @@ def parse_line(
                 reason = str(exc)
     assert reason is not None
     batch.rejected.append(
-        (rejected_id(source, line_number, payload), source, line_number, payload, reason, received_at)
+        (
+            rejected_id(source, line_number, payload),
+            source,
+            line_number,
+            payload,
+            reason,
+            received_at,
+        )
     )
     return reason
 
@@ -247,7 +256,7 @@ def load_files(
                 report=report,
                 allowed_events=allowed_events,
                 batch_size=batch_size,
-                on_batch=lambda n, f=raw_file: bar.update(_tell(f), report.received),
+                on_batch=lambda n, f=raw_file, b=bar: b.update(_tell(f), report.received),
             )
         finally:
             bar.update(size, report.received, force=True)

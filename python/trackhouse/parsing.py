@@ -153,7 +153,12 @@ def parse_date(value: Any, field_name: str = "date") -> date:
 
 
 def check_metric(metric: Any) -> str:
-    if not isinstance(metric, str) or metric.count(".") != 1 or metric.startswith(".") or metric.endswith("."):
+    if (
+        not isinstance(metric, str)
+        or metric.count(".") != 1
+        or metric.startswith(".")
+        or metric.endswith(".")
+    ):
         raise fail(f"metric {metric!r} must be written as 'domain.metric', e.g. 'users.user_count'")
     return metric
 
@@ -224,7 +229,9 @@ def add_event(
     properties = _obj(event.get("properties"), "properties")
     context = _obj(event.get("context"), "context")
     traits = _obj(event.get("traits"), "traits")
-    if event_type in ("identify", "alias", "group", "page", "track") and not (user_id or anonymous_id):
+    if event_type in ("identify", "alias", "group", "page", "track") and not (
+        user_id or anonymous_id
+    ):
         raise fail("an event needs a userId or an anonymousId; add one of them")
 
     rows: list[tuple[str, tuple[Any, ...]]] = []
@@ -242,7 +249,9 @@ def add_event(
                 (
                     message_id,
                     user_id,
-                    parse_timestamp(traits["created_at"], "date_joined") if traits.get("created_at") else None,
+                    parse_timestamp(traits["created_at"], "date_joined")
+                    if traits.get("created_at")
+                    else None,
                     _bool(traits.get("is_active"), "is_active"),
                     _id(traits.get("account_id"), "account_id"),
                     at,
@@ -295,7 +304,9 @@ def add_event(
         date_joined = parse_timestamp(created, "traits.created_at") if created else None
         account_id = _id(traits.get("account_id"), "traits.account_id")
         if anonymous_id is not None:
-            rows.append(("identity_links", (message_id, anonymous_id, user_id, "identify", at, received_at)))
+            rows.append(
+                ("identity_links", (message_id, anonymous_id, user_id, "identify", at, received_at))
+            )
         rows.append(
             (
                 "users",
@@ -314,7 +325,9 @@ def add_event(
         previous_id = _id(event.get("previousId"), "previousId", required=True)
         if user_id is None:
             raise fail("an alias event needs a userId")
-        rows.append(("identity_links", (message_id, previous_id, user_id, "alias", at, received_at)))
+        rows.append(
+            ("identity_links", (message_id, previous_id, user_id, "alias", at, received_at))
+        )
     elif event_type == "group":
         group_id = _id(event.get("groupId"), "groupId", required=True)
         start = traits.get("subscription_start")
@@ -362,11 +375,14 @@ def add_event(
         if allowed_events is not None and name not in allowed_events:
             raise fail(
                 f"conversion event {name!r} is not allowed; allowed events: "
-                f"{', '.join(sorted(allowed_events))}. Fix the event name or add it to --allowed-events"
+                f"{', '.join(sorted(allowed_events))}. "
+                "Fix the event name or add it to --allowed-events"
             )
         raw_value = properties.get("value", properties.get("revenue"))
         value = parse_decimal(raw_value, "properties.value")
-        conversion_id = _id(properties.get("conversion_id"), "properties.conversion_id") or message_id
+        conversion_id = (
+            _id(properties.get("conversion_id"), "properties.conversion_id") or message_id
+        )
         custom = {k: v for k, v in properties.items() if k not in _CONVERSION_PROPERTIES}
         source_object = properties.get("source_object")
         rows.append(
@@ -426,6 +442,16 @@ def add_event(
         batch.add(table, row)
     batch.add(
         "events",
-        (message_id, event_type, at, anonymous_id, user_id, source, line_number, payload, received_at),
+        (
+            message_id,
+            event_type,
+            at,
+            anonymous_id,
+            user_id,
+            source,
+            line_number,
+            payload,
+            received_at,
+        ),
     )
     return True

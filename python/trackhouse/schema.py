@@ -164,7 +164,15 @@ rejected = Table(
 )
 
 # The typed tables an event can land in, in write order (ledger first).
-EVENT_TABLES = (activity, touchpoints, conversion_events, identity_links, users, accounts, statistics)
+EVENT_TABLES = (
+    activity,
+    touchpoints,
+    conversion_events,
+    identity_links,
+    users,
+    accounts,
+    statistics,
+)
 ALL_TABLES = (events, *EVENT_TABLES, rejected)
 
 

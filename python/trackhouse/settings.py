@@ -102,7 +102,8 @@ class Settings:
                 database=o.get("dbname") or o.get("database"),
             ).render_as_string(hide_password=False)
         raise ConfigError(
-            f"target {self.target!r} has type {o['type']!r}; trackhouse supports duckdb and postgres."
+            f"target {self.target!r} has type {o['type']!r}; "
+            "trackhouse supports duckdb and postgres."
         )
 
     def dbt_env(self) -> dict[str, str]:

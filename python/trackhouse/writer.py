@@ -45,7 +45,9 @@ _SCHEMAS = {name: _arrow_schema(name) for name in _TABLES}
 def to_arrow(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     schema = _SCHEMAS[name]
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    return pa.table([pa.array(col, type=f.type) for col, f in zip(cols, schema, strict=True)], schema=schema)
+    return pa.table(
+        [pa.array(col, type=f.type) for col, f in zip(cols, schema, strict=True)], schema=schema
+    )
 
 
 @dataclass
@@ -108,7 +110,9 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
                 select * from (select distinct on (rejected_id) * from th_batch_rejected)
                 where rejected_id not in (select rejected_id from "{schema}".rejected)"""
             )
-            new_rejected = con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0] - before
+            new_rejected = (
+                con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0] - before
+            )
         con.execute("drop table th_new")
         con.execute("commit")
     except BaseException:
