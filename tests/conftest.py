@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TARGETS = [t for t in os.environ.get("TRACKHOUSE_TEST_TARGETS", "duckdb,postgres").split(",") if t]
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# One dbt target directory per test process and target: partial parsing is
+# reused between the tests of a process, and parallel processes never collide.
+_TARGET_DIR = ROOT / "target" / f"pytest-{_WORKER}-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +80,9 @@ class Warehouse:
             "--project-dir",
             str(ROOT),
             "--target-path",
-            str(ROOT / "target" / f"pytest-{_WORKER}-{self.target}"),
+            str(_TARGET_DIR / self.target),
+            "--log-path",
+            str(_TARGET_DIR / self.target),
         ]
         if vars:
             cmd += ["--vars", orjson.dumps(vars).decode()]
