@@ -1,13 +1,19 @@
-"""A real, throw-away PostgreSQL server for the test suite.
+"""A real, throw-away PostgreSQL server for the test suite and the benchmarks.
 
 initdb in a temporary directory, run as the `postgres` OS user when we are root
-(the server refuses to run as root), on a free loopback port; trust auth.
-If it cannot start, `start()` raises with the reason and the fix — the suite
-fails rather than silently skipping PostgreSQL.
+(the server refuses to run as root), on a free loopback port; trust auth, so a
+test can connect as any role without a password. When the server binaries are
+missing and we are root on a Debian-like system, `start()` installs them first
+(`apt-get install postgresql`). If the server cannot start, `start()` raises
+`PostgresUnavailable` with the reason and the fix: the suite fails rather than
+silently skipping PostgreSQL.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import glob
 import os
 import pwd
@@ -18,22 +24,60 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+# Settings for a server that only lives as long as a test session: durability
+# off (a crash loses nothing we need), enough connections for parallel loaders.
+FAST_OPTIONS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+COMMON_OPTIONS = ("max_connections=100",)
+START_ATTEMPTS = 4
 
 
 class PostgresUnavailable(RuntimeError):
     pass
 
 
-def _bindir() -> Path:
+def _find_bindir() -> Path | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         if Path(candidate, "initdb").exists():
             return Path(candidate)
     found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None
+
+
+def _install() -> str:
+    """apt-get install postgresql, once per machine even with parallel test workers.
+
+    Returns what went wrong ('' when it worked)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "not root or no apt-get, so not installing it automatically"
+    with open(Path(tempfile.gettempdir()) / "trackhouse-pg-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be installing right now
+        if _find_bindir():
+            return ""
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+        ):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                return f"`{' '.join(cmd)}` failed: {(done.stderr or done.stdout).strip()[-800:]}"
+    return ""
+
+
+def _bindir() -> Path:
+    found = _find_bindir()
     if found:
-        return Path(found).resolve().parent
+        return found
+    problem = _install()
+    found = _find_bindir()
+    if found:
+        return found
     raise PostgresUnavailable(
-        "PostgreSQL server binaries (initdb, pg_ctl) are not installed; "
-        "run `make system-deps` (apt-get install -y postgresql)"
+        "PostgreSQL server binaries (initdb, pg_ctl) are not installed "
+        f"({problem or 'apt-get install postgresql did not provide them'}); "
+        "run `make system-deps` as root, or `sudo apt-get install -y postgresql`"
     )
 
 
@@ -53,21 +97,27 @@ class PostgresServer:
     host: str = "127.0.0.1"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = list(args)
-        kwargs: dict = {}
+        kwargs: dict[str, Any] = {}
         if self.run_as:
             entry = pwd.getpwnam(self.run_as)
             kwargs["user"] = entry.pw_uid
             kwargs["group"] = entry.pw_gid
             kwargs["extra_groups"] = []
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, **kwargs)
+        return subprocess.run(list(args), check=check, capture_output=True, text=True, **kwargs)
 
-    def env(self, dbname: str, schema: str = "trackhouse") -> dict[str, str]:
+    @property
+    def log_path(self) -> Path:
+        return self.datadir.parent / "log"
+
+    def env(
+        self, dbname: str, schema: str = "trackhouse", user: str | None = None
+    ) -> dict[str, str]:
+        """The TRACKHOUSE_* variables that point the profile's postgres target here."""
         return {
             "TRACKHOUSE_TARGET": "postgres",
             "TRACKHOUSE_PG_HOST": self.host,
             "TRACKHOUSE_PG_PORT": str(self.port),
-            "TRACKHOUSE_PG_USER": self.user,
+            "TRACKHOUSE_PG_USER": user or self.user,
             "TRACKHOUSE_PG_PASSWORD": "",
             "TRACKHOUSE_PG_DBNAME": dbname,
             "TRACKHOUSE_PG_SCHEMA": schema,
@@ -76,86 +126,104 @@ class PostgresServer:
     def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
         return f"host={self.host} port={self.port} user={user or self.user} dbname={dbname}"
 
-    def create_database(self, name: str) -> None:
+    def connect(self, dbname: str = "postgres", user: str | None = None, **kwargs: Any) -> Any:
+        """A psycopg connection (autocommit unless told otherwise)."""
         import psycopg
 
-        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+        kwargs.setdefault("autocommit", True)
+        return psycopg.connect(self.dsn(dbname, user), **kwargs)
+
+    def psql(self, dbname: str, *args: str, user: str | None = None) -> list[str]:
+        """A psql command line for this server (for \\copy and friends)."""
+        psql = self.bindir / "psql"
+        return [
+            str(psql if psql.exists() else "psql"),
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-U",
+            user or self.user,
+            "-d",
+            dbname,
+            *args,
+        ]
+
+    def create_database(self, name: str) -> None:
+        with self.connect() as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
             conn.execute(f'create database "{name}"')
 
     def stop(self) -> None:
-        self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.datadir),
-            "-m",
-            "immediate",
-            "stop",
-            check=False,
-        )
+        if self.datadir.exists():
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop",
+                check=False,
+            )  # fmt: skip
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
-def start() -> PostgresServer:
+def start(durable: bool = False) -> PostgresServer:
+    """Start a fresh server; `durable=True` keeps fsync on (for benchmarks)."""
     bindir = _bindir()
     run_as = "postgres" if os.geteuid() == 0 else None
     if run_as:
         try:
-            pwd.getpwnam(run_as)
+            entry = pwd.getpwnam(run_as)
         except KeyError:
             raise PostgresUnavailable(
                 "running as root but there is no `postgres` OS user to run the server as; "
-                "install the postgresql package (it creates one)"
+                "install the postgresql package (it creates one): apt-get install -y postgresql"
             ) from None
     base = Path(tempfile.mkdtemp(prefix="trackhouse-pg-"))
-    datadir = base / "data"
     if run_as:
-        entry = pwd.getpwnam(run_as)
         os.chown(base, entry.pw_uid, entry.pw_gid)
-    server = PostgresServer(datadir=datadir, port=_free_port(), bindir=bindir, run_as=run_as)
+    server = PostgresServer(datadir=base / "data", port=0, bindir=bindir, run_as=run_as)
     init = server._run(
-        str(bindir / "initdb"),
-        "-D",
-        str(datadir),
-        "-U",
-        "postgres",
-        "-A",
-        "trust",
-        "-E",
-        "UTF8",
-        "--no-locale",
+        str(bindir / "initdb"), "-D", str(server.datadir), "-U", "postgres", "-A", "trust",
+        "-E", "UTF8", "--no-locale",
         check=False,
-    )
+    )  # fmt: skip
     if init.returncode != 0:
+        shutil.rmtree(base, ignore_errors=True)
         raise PostgresUnavailable(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
-    options = (
-        f"-p {server.port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-    )
-    started = server._run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(datadir),
-        "-o",
-        options,
-        "-l",
-        str(base / "log"),
-        "-w",
-        "-t",
-        "60",
-        "start",
-        check=False,
-    )
-    if started.returncode != 0:
-        log = (base / "log").read_text() if (base / "log").exists() else ""
-        raise PostgresUnavailable(f"pg_ctl start failed: {started.stderr.strip()}\n{log[-2000:]}")
-    deadline = time.monotonic() + 30
+    settings = (*COMMON_OPTIONS, *(() if durable else FAST_OPTIONS))
+    problem = ""
+    # The port is free when we pick it, but another process (a parallel test
+    # worker) may take it before the server binds: then try another one.
+    for _ in range(START_ATTEMPTS):
+        server.port = _free_port()
+        options = " ".join(
+            [f"-p {server.port}", "-c listen_addresses=127.0.0.1", f"-k {base}"]
+            + [f"-c {s}" for s in settings]
+        )
+        started = server._run(
+            str(bindir / "pg_ctl"), "-D", str(server.datadir), "-o", options,
+            "-l", str(server.log_path), "-w", "-t", "60", "start",
+            check=False,
+        )  # fmt: skip
+        if started.returncode == 0:
+            break
+        log = server.log_path.read_text() if server.log_path.exists() else ""
+        problem = f"pg_ctl start failed: {started.stderr.strip()}\n{log[-2000:]}"
+        if "already in use" not in log and "could not bind" not in log:
+            break
+    else:
+        started = None
+    if started is None or started.returncode != 0:
+        server.stop()
+        raise PostgresUnavailable(problem)
+    atexit.register(server.stop)  # also when the session ends abnormally
     import psycopg
 
+    deadline = time.monotonic() + 30
     while True:
         try:
-            psycopg.connect(server.dsn(), connect_timeout=2).close()
-            return server
+            with contextlib.closing(psycopg.connect(server.dsn(), connect_timeout=2)):
+                return server
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
                 server.stop()

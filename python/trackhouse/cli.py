@@ -64,7 +64,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"wrote {count:,} demo events to {args.output}")
     if args.load:
         args.files, args.allowed_events, args.no_progress = [args.output], None, False
-        args.batch_size, args.strict, args.format = 50_000, False, "table"
+        args.batch_size, args.strict, args.format = 100_000, False, "table"
         return _cmd_load(args)
     return 0
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allowed-events", help="comma-separated conversion event names; others are rejected"
     )
-    p.add_argument("--batch-size", type=int, default=50_000, help="events per transaction")
+    p.add_argument("--batch-size", type=int, default=100_000, help="events per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--strict", action="store_true", help="exit 1 when any line is rejected")
     p.add_argument("--format", choices=FORMATS, default="table")

@@ -92,7 +92,13 @@ def _id(value: Any, field_name: str, required: bool = False) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise fail(f"{field_name} must be a string, got {type(value).__name__} {value!r}")
-    return str(value)
+    return _no_nul(str(value), field_name)
+
+
+def _no_nul(value: str, field_name: str) -> str:
+    if "\x00" in value:
+        raise fail(f"{field_name} contains a NUL character (\\u0000); remove it from the value")
+    return value
 
 
 def _str(value: Any, field_name: str) -> str | None:
@@ -100,7 +106,7 @@ def _str(value: Any, field_name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise fail(f"{field_name} must be a string, got {type(value).__name__} {value!r}")
-    return value
+    return _no_nul(value, field_name)
 
 
 def _bool(value: Any, field_name: str) -> bool | None:
@@ -179,9 +185,14 @@ def has_tracking(url: str | None) -> bool:
 
 @dataclass
 class Batch:
-    """Rows per raw table, in the tables' column order, waiting to be written."""
+    """Rows per raw table, in the tables' column order, waiting to be written.
+
+    `rows` holds tuples from the Python parser; `arrow` holds whole Arrow tables
+    from the loader's vectorised path (same columns, same order).
+    """
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    arrow: dict[str, list[Any]] = field(default_factory=dict)
     rejected: list[tuple[Any, ...]] = field(default_factory=list)
     message_ids: set[str] = field(default_factory=set)
     duplicates_in_batch: int = 0
@@ -191,7 +202,16 @@ class Batch:
 
     @property
     def event_count(self) -> int:
-        return len(self.rows.get("events", ()))
+        return len(self.rows.get("events", ())) + sum(
+            t.num_rows for t in self.arrow.get("events", ())
+        )
+
+    def tables(self) -> list[str]:
+        """The raw tables this batch has rows for."""
+        return [name for name in {**self.rows, **self.arrow} if self.row_count(name)]
+
+    def row_count(self, name: str) -> int:
+        return len(self.rows.get(name, ())) + sum(t.num_rows for t in self.arrow.get(name, ()))
 
     def __len__(self) -> int:
         return self.event_count + len(self.rejected)

@@ -8,6 +8,7 @@ batch written twice — or by two processes at once — lands exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,22 @@ def to_arrow(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     )
 
 
+def batch_table(batch: Batch, name: str) -> pa.Table:
+    """All rows of one raw table in the batch (Python tuples and Arrow parts) as one table."""
+    schema = _SCHEMAS[name]
+    rows = batch.rejected if name == "rejected" else batch.rows.get(name, [])
+    parts = [to_arrow(name, rows)]
+    parts += [part.rename_columns(schema.names).cast(schema) for part in batch.arrow.get(name, [])]
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def batch_rows(batch: Batch, name: str) -> Iterator[tuple[Any, ...]]:
+    """All rows of one raw table in the batch as tuples (for COPY)."""
+    yield from (batch.rejected if name == "rejected" else batch.rows.get(name, []))
+    for part in batch.arrow.get(name, []):
+        yield from zip(*(column.to_pylist() for column in part.columns), strict=True)
+
+
 @dataclass
 class WriteResult:
     new_events: int = 0
@@ -75,7 +92,9 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
 
 
 def _present(batch: Batch) -> list[str]:
-    return [t.name for t in EVENT_TABLES if batch.rows.get(t.name)]
+    """The typed tables (not the ledger) that this batch has rows for."""
+    names = set(batch.tables())
+    return [t.name for t in EVENT_TABLES if t.name in names]
 
 
 def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
@@ -83,9 +102,9 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
     try:
         con.execute("begin transaction")
         for name in ("events", *_present(batch)):
-            con.register(f"th_batch_{name}", to_arrow(name, batch.rows.get(name, [])))
+            con.register(f"th_batch_{name}", batch_table(batch, name))
             registered.append(f"th_batch_{name}")
-        con.register("th_batch_rejected", to_arrow("rejected", batch.rejected))
+        con.register("th_batch_rejected", batch_table(batch, "rejected"))
         registered.append("th_batch_rejected")
         con.execute(
             f"""create or replace temp table th_new as
@@ -124,7 +143,7 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
     return WriteResult(new_events, batch.event_count - new_events, new_rejected)
 
 
-def _copy(cur: Any, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _copy(cur: Any, table: str, cols: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
     with cur.copy(f"copy {table} ({', '.join(cols)}) from stdin") as copy:
         for row in rows:
             copy.write_row(row)
@@ -136,7 +155,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
             cur.execute(
                 f'create temp table th_batch_{name} (like "{schema}"."{name}") on commit drop'
             )
-            _copy(cur, f"th_batch_{name}", columns(_TABLES[name]), batch.rows.get(name, []))
+            _copy(cur, f"th_batch_{name}", columns(_TABLES[name]), batch_rows(batch, name))
         cur.execute("create temp table th_new (message_id text primary key) on commit drop")
         # Concurrent loaders: a message id another transaction is inserting
         # waits for it, then is skipped here; so every event lands once.
@@ -160,7 +179,12 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
             cur.execute(
                 f'create temp table th_batch_rejected (like "{schema}".rejected) on commit drop'
             )
-            _copy(cur, "th_batch_rejected", columns(_TABLES["rejected"]), batch.rejected)
+            _copy(
+                cur,
+                "th_batch_rejected",
+                columns(_TABLES["rejected"]),
+                batch_rows(batch, "rejected"),
+            )
             cur.execute(
                 f"""insert into "{schema}".rejected
                 select distinct on (rejected_id) * from th_batch_rejected
