@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pg_server
 import pytest
+
 from trackhouse.settings import Settings, load_settings
+
+import pg_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

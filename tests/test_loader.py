@@ -9,8 +9,10 @@ import time
 
 import orjson
 import pytest
-from factories import identify, page, track
+
 from trackhouse.loader import load_files
+
+from factories import identify, page, track
 
 GOOD = [
     page(

@@ -25,10 +25,12 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import ROOT, TARGETS, Warehouse
+
 from trackhouse.demo import write_demo_file
 from trackhouse.loader import load_files
 from trackhouse.schema import ALL_TABLES
+
+from conftest import ROOT, TARGETS, Warehouse
 
 BIN = Path(sys.executable).parent
 END = dt.date(2024, 4, 10)  # the demo's 50 days span the DST change of 2024-03-31

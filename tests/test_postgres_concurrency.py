@@ -24,10 +24,12 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import ROOT, TARGETS, Warehouse
+
 from trackhouse.demo import generate_events
 from trackhouse.loader import load_files
 from trackhouse.schema import EVENT_TABLES
+
+from conftest import ROOT, TARGETS, Warehouse
 
 BIN = Path(sys.executable).parent
 END = dt.date(2024, 6, 1)
