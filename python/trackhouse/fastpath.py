@@ -22,6 +22,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .parsing import MAX_EVENT_BYTES, TRACKING_PARAMETERS
 
@@ -167,33 +168,54 @@ class FastPath:
         )
         self.con.register("th_chunk", chunk)
         try:
-            self.con.execute(f"create or replace temp table th_fast as {_QUERY}")
+            found = self.con.sql(_QUERY).to_arrow_table()
         finally:
             self.con.unregister("th_chunk")
-        params = [source, received_at]
-        events = self.con.sql(
-            """select message_id, 'page' as event_type, occurred_at, anonymous_id, user_id,
-                cast(? as varchar) as source, cast(line_number as integer) as line_number,
-                line as payload, cast(? as timestamp) as received_at
-            from th_fast order by line_number""",
-            params=params,
-        ).to_arrow_table()
-        activity = self.con.sql(
-            """select message_id as event_id, user_id, occurred_at,
-                cast(? as timestamp) as received_at, line_number
-            from th_fast where user_id is not null order by line_number""",
-            params=[received_at],
-        ).to_arrow_table()
-        touchpoints = self.con.sql(
-            """select message_id as event_id, anonymous_id, user_id, occurred_at, url, referrer,
-                user_agent, cast(null as varchar) as campaign, cast(? as timestamp) as received_at,
-                line_number
-            from th_fast where is_touchpoint order by line_number""",
-            params=[received_at],
-        ).to_arrow_table()
-        self.con.execute("drop table th_fast")
+        n = found.num_rows
+        received = (
+            pa.array([received_at] * n, pa.timestamp("us"))
+            if n
+            else pa.array([], pa.timestamp("us"))
+        )
+        col = found.column
+        events = pa.table(
+            {
+                "message_id": col("message_id"),
+                "event_type": pa.array(["page"] * n, pa.string()),
+                "occurred_at": col("occurred_at"),
+                "anonymous_id": col("anonymous_id"),
+                "user_id": col("user_id"),
+                "source": pa.array([source] * n, pa.string()),
+                "line_number": col("line_number"),
+                "payload": col("line"),
+                "received_at": received,
+            }
+        )
+        activity = pa.table(
+            {
+                "event_id": col("message_id"),
+                "user_id": col("user_id"),
+                "occurred_at": col("occurred_at"),
+                "received_at": received,
+                "line_number": col("line_number"),
+            }
+        ).filter(pc.is_valid(col("user_id")))
+        touchpoints = pa.table(
+            {
+                "event_id": col("message_id"),
+                "anonymous_id": col("anonymous_id"),
+                "user_id": col("user_id"),
+                "occurred_at": col("occurred_at"),
+                "url": col("url"),
+                "referrer": col("referrer"),
+                "user_agent": col("user_agent"),
+                "campaign": pa.nulls(n, pa.string()),
+                "received_at": received,
+                "line_number": col("line_number"),
+            }
+        ).filter(col("is_touchpoint"))
         return FastRows(
-            line_numbers=events.column("line_number").to_pylist(),
-            message_ids=events.column("message_id").to_pylist(),
+            line_numbers=col("line_number").to_pylist(),
+            message_ids=col("message_id").to_pylist(),
             tables={"events": events, "activity": activity, "touchpoints": touchpoints},
         )
