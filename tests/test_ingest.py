@@ -1,0 +1,132 @@
+"""The Python API: buffered, batched, thread-safe writes; bad calls raise and are recorded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from trackhouse import InvalidEventError, Tracker
+from trackhouse.engine import ensure_schema
+
+T0 = datetime(2024, 3, 31, 23, 10, tzinfo=UTC)
+
+
+def test_calls_are_buffered_until_the_batch_is_full(warehouse):
+    ensure_schema(warehouse.settings)  # what `trackhouse init` does
+    tracker = Tracker(warehouse.settings, batch_size=3, flush_interval=0)
+    tracker.record_touchpoint("anon-1", "https://e.example/?utm_source=a", at=T0)
+    tracker.record_touchpoint("anon-1", "https://e.example/?utm_source=b", at=T0)
+    assert warehouse.count("events") == 0  # nothing written yet: no round trip per call
+    tracker.record_touchpoint("anon-1", "https://e.example/?utm_source=c", at=T0)
+    assert warehouse.count("events") == 3  # the third call filled the batch
+    tracker.record_activity("user-1", at=T0)
+    tracker.close()  # close flushes the rest
+    assert warehouse.count("events") == 4
+
+
+def test_background_flush_on_time(warehouse):
+    with Tracker(warehouse.settings, batch_size=1000, flush_interval=0.2) as tracker:
+        tracker.record_activity("user-1", at=T0)
+        ensure_schema(warehouse.settings)
+        deadline = time.monotonic() + 10
+        while warehouse.count("activity") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert warehouse.count("activity") == 1
+
+
+def test_record_activity_writes_once_per_user_per_clock_hour(warehouse):
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        written = [
+            tracker.record_activity("user-1", at=T0 + timedelta(minutes=m))
+            for m in (0, 10, 49, 50, 51, 110)  # 23:10, 23:20, 23:59 | 00:00, 00:01 | 01:00
+        ]
+        tracker.record_activity("user-2", at=T0)
+    assert written == [True, False, False, True, False, True]
+    hours = sorted(
+        str(r["occurred_at"])[:13] for r in warehouse.raw("activity") if r["user_id"] == "user-1"
+    )
+    # Every clock hour with activity is there, across the hour and the month boundary.
+    assert hours == ["2024-03-31 23", "2024-04-01 00", "2024-04-01 01"]
+
+
+def test_threads_share_one_tracker(warehouse):
+    with Tracker(warehouse.settings, batch_size=250, flush_interval=0.05) as tracker:
+
+        def work(k: int) -> None:
+            for i in range(500):
+                tracker.record_touchpoint(f"anon-{k}-{i}", "https://e.example/?gclid=x", at=T0)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert warehouse.count("touchpoints") == 2000
+    assert warehouse.count("events") == 2000
+
+
+def test_bad_calls_raise_and_are_recorded_as_rejected(warehouse):
+    with Tracker(warehouse.settings, flush_interval=0, allowed_events={"signup"}) as tracker:
+        with pytest.raises(InvalidEventError, match="'purchase' is not allowed"):
+            tracker.record_conversion("purchase", user_id="u1", at=T0)
+        with pytest.raises(InvalidEventError, match="naive datetime"):
+            tracker.record_activity("u1", at=datetime(2024, 1, 1, 12))
+        with pytest.raises(InvalidEventError, match="not a 3-letter"):
+            tracker.record_conversion("signup", user_id="u1", currency="euro", at=T0)
+        with pytest.raises(InvalidEventError, match="period 'year' is not one of"):
+            tracker.record_statistic("shop.orders", 3, "year")
+        tracker.record_conversion("signup", user_id="u1", at=T0)
+    rejected = warehouse.raw("rejected")
+    assert len(rejected) == 3  # the naive datetime never became an event
+    assert all(r["source"] == "api" and r["reason"] for r in rejected)
+    assert warehouse.count("conversion_events") == 1
+
+
+def test_conversion_lifecycle_by_id(warehouse):
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        cid = tracker.record_conversion(
+            "purchase",
+            user_id="u1",
+            value="49.90",
+            currency="usd",
+            is_confirmed=False,
+            at=T0,
+            custom_data={"plan": "pro"},
+        )
+        tracker.confirm_conversion(cid, at=T0 + timedelta(hours=1))
+        tracker.deactivate_conversion(cid, at=T0 + timedelta(days=3))
+    rows = sorted(warehouse.raw("conversion_events"), key=lambda r: r["occurred_at"])
+    assert [r["conversion_id"] for r in rows] == [cid] * 3
+    assert [(r["is_confirmed"], r["is_active"]) for r in rows] == [
+        (False, None),
+        (True, None),
+        (None, False),
+    ]
+    assert rows[0]["event"] == "purchase" and rows[1]["event"] is None
+    assert str(rows[0]["value"]).startswith("49.9") and rows[0]["currency"] == "USD"
+
+
+def test_times_are_stored_in_utc(warehouse):
+    amsterdam = timezone(timedelta(hours=2))
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        tracker.record_user(
+            "u1",
+            date_joined=datetime(2024, 5, 1, 9, 30, tzinfo=amsterdam),
+            account_id="acme",
+            at=T0,
+        )
+        tracker.record_account(
+            "acme", subscription_start=datetime(2024, 1, 31, tzinfo=UTC), name="Acme", at=T0
+        )
+        tracker.identify("anon-9", "u1", at=T0)
+    (user, *_) = [r for r in warehouse.raw("users") if r["date_joined"] is not None]
+    assert str(user["date_joined"]) == "2024-05-01 07:30:00"
+    (account,) = warehouse.raw("accounts")
+    assert (account["account_id"], account["name"]) == ("acme", "Acme")
+    (link,) = warehouse.raw("identity_links")
+    assert (link["anonymous_id"], link["user_id"]) == ("anon-9", "u1")
+    # record_user and record_account are not activity; identify (a login) is.
+    assert [r["user_id"] for r in warehouse.raw("activity")] == ["u1"]
