@@ -1,0 +1,198 @@
+"""PostgreSQL benchmark (issue 7), in one run on a server it starts itself:
+
+1. `trackhouse load` of N demo events (default 1M, NDJSON) into PostgreSQL, against
+   the ceiling: `psql \\copy` of the same rows — the raw tables exported as CSV from
+   the loaded database — into fresh copies of those tables (same columns and keys).
+2. `dbt build` of the same data on PostgreSQL and on DuckDB.
+
+    .venv/bin/python bench/postgres.py [--events 1000000] [--fast]
+
+The server runs with fsync on unless --fast (the test-suite settings). Prints a
+table and writes bench/results/postgres.json. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from trackhouse.demo import generate_events  # noqa: E402
+from trackhouse.schema import ALL_TABLES, DEFAULT_RAW_SCHEMA  # noqa: E402
+
+import pg_server  # noqa: E402
+
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+END = dt.date(2024, 6, 1)
+EVENTS_PER_USER = 81  # the demo's yield over 120 days, measured
+DBNAME = "trackhouse_bench"
+
+
+def write_events(path: Path, count: int) -> int:
+    """The first `count` demo events (time order) of enough simulated users."""
+    if path.exists():
+        return sum(1 for _ in path.open("rb"))
+    users = count // EVENTS_PER_USER + 50
+    tmp = path.with_suffix(".part")
+    lines = 0
+    with tmp.open("wb") as out:
+        for event in islice(generate_events(users=users, days=120, seed=42, end=END), count):
+            out.write(orjson.dumps(event) + b"\n")
+            lines += 1
+    tmp.rename(path)
+    return lines
+
+
+def timed(cmd: list[str], env: dict[str, str], label: str) -> tuple[float, str]:
+    print(f"... {label}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return seconds, done.stdout
+
+
+def copy_ceiling(server: pg_server.PostgresServer, workdir: Path) -> tuple[float, int]:
+    """Export every raw table as CSV, then time `\\copy` into fresh copies (one psql)."""
+    raw = DEFAULT_RAW_SCHEMA
+    export, load = [], ["\\timing off", "create schema bench_copy;"]
+    rows = 0
+    with server.connect(DBNAME) as conn:
+        for table in ALL_TABLES:
+            rows += conn.execute(f'select count(*) from {raw}."{table.name}"').fetchone()[0]
+    for table in ALL_TABLES:
+        csv = workdir / f"{table.name}.csv"
+        export.append(f"\\copy {raw}.{table.name} to '{csv}' with (format csv)")
+        load.append(
+            f"create table bench_copy.{table.name} (like {raw}.{table.name} including all);"
+        )
+    subprocess.run(server.psql(DBNAME, "-c", "\n".join(export)), check=True, capture_output=True)
+    (workdir / "create.sql").write_text("\n".join(load))
+    subprocess.run(
+        server.psql(DBNAME, "-f", str(workdir / "create.sql")), check=True, capture_output=True
+    )
+    copies = "\n".join(
+        f"\\copy bench_copy.{t.name} from '{workdir / (t.name + '.csv')}' with (format csv)"
+        for t in ALL_TABLES
+    )
+    (workdir / "copy.sql").write_text(copies)
+    seconds, _ = timed(
+        server.psql(DBNAME, "-f", str(workdir / "copy.sql")), dict(os.environ), "psql \\copy"
+    )
+    return seconds, rows
+
+
+def dbt_build(env: dict[str, str], target: str) -> float:
+    target_path = RESULTS / f"dbt-{target}"
+    vars_ = orjson.dumps({"as_of": (END - dt.timedelta(days=1)).isoformat()}).decode()
+    cmd = [
+        str(BIN / "dbt"), "build", "--profiles-dir", str(ROOT), "--project-dir", str(ROOT),
+        "--target-path", str(target_path), "--log-path", str(target_path), "--vars", vars_,
+    ]  # fmt: skip
+    seconds, _ = timed(cmd, env, f"dbt build ({target})")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--fast", action="store_true", help="fsync off, as in the test suite")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = ROOT / "data" / f"bench-postgres-{args.events}.ndjson"
+    data.parent.mkdir(exist_ok=True)
+    print(f"... demo events -> {data}", file=sys.stderr, flush=True)
+    events = write_events(data, args.events)
+    workdir = RESULTS / "postgres-copy"
+    workdir.mkdir(exist_ok=True)
+
+    server = pg_server.start(durable=not args.fast)
+    try:
+        server.create_database(DBNAME)
+        base = {**os.environ, "TRACKHOUSE_PROJECT_DIR": str(ROOT), "DBT_PROFILES_DIR": str(ROOT)}
+        pg_env = {**base, **server.env(DBNAME)}
+        timed([str(BIN / "trackhouse"), "init"], pg_env, "trackhouse init")
+        load_s, out = timed(
+            [str(BIN / "trackhouse"), "load", str(data), "--format", "json", "--no-progress"],
+            pg_env,
+            "trackhouse load (postgres)",
+        )
+        report = json.loads(out)[0]
+        copy_s, raw_rows = copy_ceiling(server, workdir)
+        for csv in workdir.glob("*.csv"):
+            csv.unlink()
+        pg_build_s = dbt_build(pg_env, "postgres")
+        with server.connect() as conn:
+            version = conn.execute("show server_version").fetchone()[0]
+    finally:
+        server.stop()
+
+    duck_path = RESULTS / "bench-postgres.duckdb"
+    duck_path.unlink(missing_ok=True)
+    duck_env = {**base, "TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(duck_path)}
+    duck_load_s, _ = timed(
+        [str(BIN / "trackhouse"), "load", str(data), "--no-progress"],
+        duck_env,
+        "trackhouse load (duckdb)",
+    )
+    duck_build_s = dbt_build(duck_env, "duckdb")
+    duck_path.unlink(missing_ok=True)
+
+    result: dict[str, Any] = {
+        "events": events,
+        "accepted": report["accepted"],
+        "raw_rows": raw_rows,
+        "postgres": {
+            "version": version,
+            "durable": not args.fast,
+            "load_seconds": round(load_s, 2),
+            "load_events_per_second": round(events / load_s),
+            "copy_seconds": round(copy_s, 2),
+            "copy_events_per_second": round(events / copy_s),
+            "load_vs_copy": round(load_s / copy_s, 2),
+            "dbt_build_seconds": round(pg_build_s, 2),
+        },
+        "duckdb": {
+            "load_seconds": round(duck_load_s, 2),
+            "dbt_build_seconds": round(duck_build_s, 2),
+        },
+        "dbt_build_postgres_vs_duckdb": round(pg_build_s / duck_build_s, 2),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
+    }
+    (RESULTS / "postgres.json").write_text(json.dumps(result, indent=2))
+    p, d = result["postgres"], result["duckdb"]
+    fsync = "fsync off" if args.fast else "fsync on"
+    lines = [
+        f"PostgreSQL {version} ({fsync}): {events:,} events -> {raw_rows:,} raw rows",
+        f"  trackhouse load      {p['load_seconds']:8.1f} s {p['load_events_per_second']:>9,}/s",
+        f"  psql \\copy ceiling  {p['copy_seconds']:8.1f} s {p['copy_events_per_second']:>9,}/s",
+        f"  load / copy          {p['load_vs_copy']:8.2f} x",
+        "dbt build",
+        f"  postgres             {p['dbt_build_seconds']:8.1f} s",
+        f"  duckdb               {d['dbt_build_seconds']:8.1f} s"
+        f"  (trackhouse load into duckdb: {d['load_seconds']:.1f} s)",
+        f"  postgres / duckdb    {result['dbt_build_postgres_vs_duckdb']:8.2f} x",
+        f"results: {RESULTS / 'postgres.json'}",
+    ]
+    print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

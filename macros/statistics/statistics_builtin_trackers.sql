@@ -1,0 +1,53 @@
+{#
+    The built-in metrics of SPEC 2.5 as tracker arguments, shared by the two
+    statistics marts so the by-date and by-object numbers come from one definition.
+    Each entry takes the arguments of track_by_date, plus object_column and
+    object_type for track_by_date_and_object. The metrics are rows of the
+    trackhouse_metrics seed.
+#}
+{% macro statistics_builtin_trackers() -%}
+    {{ return([
+        {
+            'metric': 'users.user_count',
+            'relation': ref('int_users_resolved'),
+            'timestamp_column': 'joined_at',
+            'count_distinct': 'user_id',
+            'object_column': 'account_id',
+            'object_type': 'account',
+        },
+        {
+            'metric': 'activity.active_users',
+            'relation': ref('int_activity_days_accounted'),
+            'date_column': 'activity_date',
+            'count_distinct': 'user_id',
+            'object_column': 'account_id',
+            'object_type': 'account',
+        },
+        {
+            'metric': 'attribution.touchpoint_count',
+            'relation': ref('touchpoints'),
+            'timestamp_column': 'touched_at',
+            'count_distinct': 'touchpoint_id',
+            'object_column': 'utm_source',
+            'object_type': 'utm_source',
+        },
+        {
+            'metric': 'attribution.conversion_count',
+            'relation': ref('conversions'),
+            'timestamp_column': 'converted_at',
+            'count_distinct': 'conversion_id',
+            'where': 'is_valid',
+            'object_column': 'event',
+            'object_type': 'event',
+        },
+        {
+            'metric': 'attribution.conversion_value',
+            'relation': ref('conversions'),
+            'timestamp_column': 'converted_at',
+            'sum_column': 'value',
+            'where': 'is_valid',
+            'object_column': 'currency',
+            'object_type': 'currency',
+        },
+    ]) }}
+{%- endmacro %}

@@ -1,0 +1,149 @@
+{#
+    Every raw touchpoint with its 12 tracking parameters extracted and
+    cleaned, and the flags that decide whether it counts. Cleaning happens
+    here, from the raw url on every build, so changing max_utm_length,
+    utm_excluded_urls, filter_bots or the bot seed and rebuilding re-applies
+    the setting to all history without re-ingesting anything.
+#}
+{%- set parameters = [
+    'utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content',
+    'fbclid', 'gclid', 'msclkid', 'ttclid', 'li_fat_id', 'twclid', 'igshid',
+] -%}
+{#- Segment's context.campaign field for each utm parameter it can fill. -#}
+{%- set campaign_fields = {
+    'utm_source': 'source', 'utm_medium': 'medium', 'utm_campaign': 'name',
+    'utm_term': 'term', 'utm_content': 'content',
+} -%}
+{%- set max_length = var('max_utm_length', 200) -%}
+{%- if not (max_length | string).isdigit() -%}
+    {{ exceptions.raise_compiler_error(
+        "var max_utm_length is " ~ max_length ~ "; it must be a whole number of characters "
+        ~ "(default 200). Fix it in dbt_project.yml or --vars.") }}
+{%- endif -%}
+
+with
+
+touchpoints as (
+    select * from {{ ref('stg_page_touchpoints') }}
+),
+
+bot_user_agents as (
+    select lower(pattern) as pattern
+    from {{ ref('bot_user_agents') }}
+    where pattern is not null and pattern <> ''
+),
+
+{# Few distinct user agents, many page views: match the patterns once per agent. #}
+user_agents as (
+    select distinct user_agent
+    from touchpoints
+    where user_agent is not null
+),
+
+bot_agents as (
+    select distinct user_agents.user_agent
+    from user_agents
+    inner join bot_user_agents
+        on strpos(lower(user_agents.user_agent), bot_user_agents.pattern) > 0
+),
+
+split_urls as (
+    select
+        *,
+        {{ trackhouse.regex_group('url', '^[^?#]*[?]([^#]*)') }} as query_string,
+        coalesce(
+            {{ trackhouse.regex_group('url', '^(?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://[^/?#]*)?([^?#]*)') }},
+            '/'
+        ) as url_path
+    from touchpoints
+),
+
+{# Names are case-sensitive; a repeated parameter takes its last value. #}
+raw_values as (
+    select
+        {%- for parameter in parameters %}
+            {{ trackhouse.query_parameter('query_string', parameter) }} as raw_{{ parameter }},
+        {%- endfor %}
+        {%- for parameter, field in campaign_fields.items() %}
+            {{ trackhouse.json_text('campaign_json', field) }} as campaign_{{ parameter }},
+        {%- endfor %}
+        split_urls.*
+    from split_urls
+),
+
+decoded_values as (
+    select
+        {%- for parameter in parameters %}
+            {{ trackhouse.url_decode('raw_' ~ parameter) }} as decoded_{{ parameter }},
+        {%- endfor %}
+        raw_values.*
+    from raw_values
+),
+
+{# The URL's value wins; context.campaign fills the utm_* the URL lacks. #}
+cleaned_values as (
+    select
+        {%- for parameter in parameters %}
+            {%- if parameter in campaign_fields %}
+                coalesce(
+                    {{ trackhouse.clean_tracking_value('decoded_' ~ parameter) }},
+                    {{ trackhouse.clean_tracking_value('campaign_' ~ parameter) }}
+                ) as cleaned_{{ parameter }},
+            {%- else %}
+                {{ trackhouse.clean_tracking_value('decoded_' ~ parameter) }} as cleaned_{{ parameter }},
+            {%- endif %}
+        {%- endfor %}
+        decoded_values.*
+    from decoded_values
+),
+
+{# Too long to be a real campaign value: dropped (the raw table keeps it). #}
+limited_values as (
+    select
+        {%- for parameter in parameters %}
+            case
+                when length(cleaned_{{ parameter }}) <= {{ max_length }} then cleaned_{{ parameter }}
+            end as {{ parameter }},
+        {%- endfor %}
+        cleaned_values.*
+    from cleaned_values
+),
+
+flagged as (
+    select
+        limited_values.touchpoint_id,
+        limited_values.anonymous_id,
+        limited_values.user_id,
+        limited_values.touched_at,
+        limited_values.url,
+        limited_values.url_path,
+        limited_values.referrer,
+        limited_values.user_agent,
+        {%- for parameter in parameters %}
+            limited_values.{{ parameter }},
+        {%- endfor %}
+        {#- any of the 12 survived cleaning -#}
+        coalesce(
+            {%- for parameter in parameters %}
+                limited_values.{{ parameter }},
+            {%- endfor %}
+            null
+        ) is not null as has_tracking_parameters,
+        bot_agents.user_agent is not null as is_bot,
+        {{ trackhouse.is_excluded_path('limited_values.url_path') }} as is_excluded_path
+    from limited_values
+    left join bot_agents
+        on limited_values.user_agent = bot_agents.user_agent
+),
+
+final as (
+    select
+        *,
+        {#- with the var filter_bots off, bots count like anyone -#}
+        has_tracking_parameters
+        and not is_excluded_path
+        and {{ 'not is_bot' if var('filter_bots', true) else 'true' }} as is_counted
+    from flagged
+)
+
+select * from final

@@ -1,0 +1,174 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['metric', 'period', 'date'],
+        on_schema_change='fail',
+    )
+}}
+
+{#
+    One row per metric, period and date: the built-in metrics computed by the
+    tracker macros, the models listed in var('statistics_by_date_models')
+    (your own trackers), and recorded statistics without an object. A recorded
+    value wins over a computed one for the same key: it is what someone stated
+    on purpose (a correction, or history from before tracking).
+
+    Incremental: each tracker recomputes only from its own from_date on (the
+    last lookback_days, or earlier where its daily values changed, or where a
+    recorded statistic changed) and delete+insert replaces exactly those keys.
+    Listed models are copied whole.
+#}
+
+{%- set trackers = trackhouse.statistics_builtin_trackers() -%}
+{%- set listed_models = var('statistics_by_date_models', []) -%}
+
+with
+
+recorded as (
+    select
+        domain,
+        metric,
+        period,
+        statistic_date as date,
+        value
+    from {{ ref('int_recorded_statistics_deduplicated') }}
+    where object_type is null
+),
+
+{%- if is_incremental() %}
+
+previous as (
+    select * from {{ this }}
+),
+
+{# What the trackers compare their fresh daily values with: a stored value that a
+   recorded statistic overrode says nothing about the computation, so it is null. #}
+stored as (
+    select
+        previous.domain,
+        previous.metric,
+        previous.period,
+        previous.date,
+        case when recorded.value is null then previous.value end as value
+    from previous
+    left join recorded
+        on
+            previous.metric = recorded.metric
+            and previous.period = recorded.period
+            and previous.date = recorded.date
+),
+
+recorded_changes as (
+    select
+        recorded.domain,
+        recorded.metric,
+        min(recorded.date) as changed_date
+    from recorded
+    left join previous
+        on
+            recorded.metric = previous.metric
+            and recorded.period = previous.period
+            and recorded.date = previous.date
+    where previous.value is null or previous.value <> recorded.value
+    group by recorded.domain, recorded.metric
+),
+
+{%- endif %}
+
+{%- set computed_relations = [] %}
+
+{%- for tracker in trackers %}
+
+{%- set domain_ref, metric_ref = tracker.metric.split('.') %}
+{%- do computed_relations.append('tracked_' ~ metric_ref) %}
+{%- set recompute_from -%}
+    (
+        select recorded_changes.changed_date
+        from recorded_changes
+        where recorded_changes.domain = '{{ domain_ref }}' and recorded_changes.metric = '{{ metric_ref }}'
+    )
+{%- endset %}
+
+tracked_{{ metric_ref }} as (
+    {{ trackhouse.track_by_date(
+        metric=tracker.metric,
+        relation=tracker.relation,
+        timestamp_column=tracker.get('timestamp_column'),
+        date_column=tracker.get('date_column'),
+        count_distinct=tracker.get('count_distinct'),
+        sum_column=tracker.get('sum_column'),
+        where=tracker.get('where'),
+        stored='stored' if is_incremental() else none,
+        recompute_from=recompute_from if is_incremental() else none,
+    ) | indent(4) }}
+),
+
+{%- endfor %}
+
+{%- for model_name in listed_models %}
+{%- do computed_relations.append(ref(model_name)) %}
+{%- endfor %}
+
+computed as (
+    {%- for relation_name in computed_relations %}
+    {%- if not loop.first %}
+    union all
+    {%- endif %}
+    select
+        domain,
+        metric,
+        period,
+        date,
+        value
+    from {{ relation_name }}
+    {%- endfor %}
+),
+
+{# Recorded rows go in with the dates their metric is recomputed from, or from
+    their own earliest change (metrics that are only recorded). #}
+recorded_in_scope as (
+    select recorded.*
+    from recorded
+    {%- if is_incremental() %}
+    left join (
+        select
+            domain,
+            metric,
+            min(date) as from_date
+        from computed
+        group by domain, metric
+    ) as recomputed
+        on recorded.domain = recomputed.domain and recorded.metric = recomputed.metric
+    left join recorded_changes
+        on recorded.domain = recorded_changes.domain and recorded.metric = recorded_changes.metric
+    where recorded.date >= least(recomputed.from_date, recorded_changes.changed_date)
+    {%- endif %}
+),
+
+merged as (
+    select
+        coalesce(recorded_in_scope.domain, computed.domain) as domain,
+        coalesce(recorded_in_scope.metric, computed.metric) as metric,
+        coalesce(recorded_in_scope.period, computed.period) as period,
+        coalesce(recorded_in_scope.date, computed.date) as date,
+        coalesce(recorded_in_scope.value, computed.value) as value
+    from computed
+    full outer join recorded_in_scope
+        on
+            computed.metric = recorded_in_scope.metric
+            and computed.period = recorded_in_scope.period
+            and computed.date = recorded_in_scope.date
+),
+
+final as (
+    select
+        cast(domain as {{ dbt.type_string() }}) as domain,
+        cast(metric as {{ dbt.type_string() }}) as metric,
+        cast(period as {{ dbt.type_string() }}) as period,
+        cast(date as date) as date,
+        cast(value as numeric(38, 6)) as value
+    from merged
+)
+
+select * from final

@@ -1,0 +1,58 @@
+"""The Dagster code location: `dagster dev -m orchestration.definitions` (make dagster).
+
+One asset graph from the NDJSON files in the landing folder to every mart:
+ingestion (`raw/<table>`) -> dbt seeds, staging, intermediate, marts; dbt tests
+are asset checks. The environment (DuckDB or PostgreSQL) is read once, in
+`orchestration.environment.load_environment`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import dagster as dg
+
+from .environment import Environment, build_resources, load_environment
+from .ingestion import build_ingestion_assets
+from .metadata import missing_previews
+from .project import dbt_project, prepare_manifest
+from .schedules import build_schedules
+from .sensors import LOAD_JOB_NAME, build_landing_sensor
+from .transform import build_dbt_assets
+
+log = logging.getLogger(__name__)
+
+
+def build_definitions(environment: Environment | None = None) -> dg.Definitions:
+    environment = environment or load_environment()
+    manifest_path = prepare_manifest(environment)
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    model_paths = [
+        str(node.get("original_file_path", ""))
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    ]
+    areas = {p.split("/")[2] for p in model_paths if p.startswith("models/marts/") and p.count("/") >= 3}
+    models = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+    for name in missing_previews(models):
+        log.warning("mart %s is not in the dbt project yet: its preview is not shown", name)
+
+    raw_files = build_ingestion_assets(environment)
+    dbt_assets = build_dbt_assets(dbt_project(environment), manifest_path)
+    load_job = dg.define_asset_job(
+        LOAD_JOB_NAME,
+        selection=dg.AssetSelection.assets(raw_files),
+        description="Load NDJSON files into the raw tables (launched by the landing sensor).",
+    )
+    return dg.Definitions(
+        assets=[raw_files, dbt_assets],
+        jobs=[load_job],
+        schedules=build_schedules(dbt_assets, areas),
+        sensors=[build_landing_sensor(environment, load_job)],
+        resources=build_resources(environment),
+    )
+
+
+defs = build_definitions()

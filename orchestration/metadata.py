@@ -1,0 +1,191 @@
+"""What a person wants to see on an asset's page: row counts, the latest time, previews.
+
+Read-only: the queries are built with SQLAlchemy Core (no SQL text), count or
+preview what the marts already hold, and never transform anything. A missing
+table or column (a mart still being written) gives a note instead of a failure:
+metadata must never fail a run that built the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from trackhouse import schema as raw_schema
+from trackhouse.engine import get_engine
+from trackhouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREVIEW_ROWS = 12
+TIME_TYPES = ("timestamp", "datetime", "date")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as a GitHub-flavoured markdown table (what Dagster renders on asset pages)."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            value = f"{value:,.2f}"
+        elif isinstance(value, dt.datetime):
+            value = value.isoformat(sep=" ", timespec="seconds")
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    if not rows:
+        lines.append("| " + " | ".join(["(no rows)"] + [""] * (len(columns) - 1)) + " |")
+    return "\n".join(lines)
+
+
+def _time_value(value: Any) -> dg.MetadataValue | None:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:  # trackhouse stores UTC without a zone
+            value = value.replace(tzinfo=dt.UTC)
+        return dg.MetadataValue.timestamp(value)
+    if isinstance(value, dt.date):
+        return dg.MetadataValue.text(value.isoformat())
+    return None
+
+
+# -- raw tables ---------------------------------------------------------------
+
+
+def raw_table_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per raw table: its row count and the time of its newest row (`occurred_at`;
+    `received_at` for `rejected`)."""
+    found: dict[str, dict[str, Any]] = {}
+    engine = get_engine(settings)
+    with engine.connect() as raw_conn:
+        conn = raw_conn.execution_options(schema_translate_map={None: settings.raw_schema})
+        for table in raw_schema.ALL_TABLES:
+            time_col = table.c.occurred_at if "occurred_at" in table.c else table.c.received_at
+            rows, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(time_col))).one()
+            entry: dict[str, Any] = {"dagster/row_count": int(rows)}
+            shown = _time_value(latest)
+            if shown is not None:
+                entry[f"latest {time_col.name}"] = shown
+            found[table.name] = entry
+    return found
+
+
+# -- dbt models ---------------------------------------------------------------
+
+
+def time_column(columns: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The first column the model's yml declares with a timestamp or date type."""
+    for name, props in columns.items():
+        data_type = str(props.get("data_type") or "").lower()
+        if data_type.startswith(TIME_TYPES):
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class Relation:
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+
+    def table(self, *names: str) -> sa.TableClause:
+        return sa.table(self.name, *(sa.column(n) for n in names), schema=self.schema)
+
+
+def _top_campaigns(conn: sa.Connection, rel: Relation) -> str:
+    t = rel.table("attribution_model", "touchpoint_id", "utm_source", "utm_campaign")
+    conversions = sa.func.count().label("conversions")
+    query = (
+        sa.select(t.c.utm_source, t.c.utm_campaign, conversions)
+        .where(t.c.attribution_model == "last_touch", t.c.touchpoint_id.is_not(None))
+        .group_by(t.c.utm_source, t.c.utm_campaign)
+        .order_by(conversions.desc(), t.c.utm_source, t.c.utm_campaign)
+        .limit(PREVIEW_ROWS)
+    )
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    return markdown_table(rows, ["utm_source", "utm_campaign", "conversions"])
+
+
+def _monthly_usage(conn: sa.Connection, rel: Relation) -> str:
+    names = ["calendar_year_month", "registered_users", "activated_users", "active_users"]
+    t = rel.table("period_start", *names)
+    query = (
+        sa.select(*(t.c[n] for n in names)).order_by(t.c.period_start.desc()).limit(PREVIEW_ROWS)
+    )
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    return markdown_table(list(reversed(rows)), names)
+
+
+@dataclass(frozen=True)
+class Preview:
+    label: str
+    needs: tuple[str, ...]
+    render: Callable[[sa.Connection, Relation], str]
+
+
+# mart name -> the preview on its page
+PREVIEWS: dict[str, Preview] = {
+    "usage_calendar_monthly": Preview(
+        "preview: monthly usage (last 12 months)",
+        ("period_start", "calendar_year_month", "registered_users", "activated_users",
+         "active_users"),
+        _monthly_usage,
+    ),
+    "conversion_attribution": Preview(
+        "preview: top campaigns by last-touch conversions",
+        ("attribution_model", "touchpoint_id", "utm_source", "utm_campaign"),
+        _top_campaigns,
+    ),
+}
+
+
+def model_metadata(settings: Settings, node: Mapping[str, Any]) -> dict[str, Any]:
+    """Row count, newest time and (for some marts) a preview of a dbt model's table.
+
+    Views are skipped (counting one runs its whole query), as dagster-dbt does."""
+    materialized = node.get("config", {}).get("materialized")
+    if node.get("resource_type") not in ("model", "seed") or materialized == "view":
+        return {}
+    columns: Mapping[str, Mapping[str, Any]] = node.get("columns") or {}
+    rel = Relation(
+        schema=str(node["schema"]),
+        name=str(node.get("alias") or node["name"]),
+        columns=tuple(columns),
+    )
+    found: dict[str, Any] = {}
+    try:
+        with get_engine(settings).connect() as conn:
+            time_col = time_column(columns)
+            t = rel.table(*([time_col] if time_col else []))
+            selected = [sa.func.count()] + ([sa.func.max(t.c[time_col])] if time_col else [])
+            row = conn.execute(sa.select(*selected).select_from(t)).one()
+            found["dagster/row_count"] = int(row[0])
+            if time_col:
+                shown = _time_value(row[1])
+                if shown is not None:
+                    found[f"latest {time_col}"] = shown
+            preview = PREVIEWS.get(rel.name)
+            if preview is not None:
+                missing = [c for c in preview.needs if columns and c not in columns]
+                if missing:
+                    found[preview.label] = dg.MetadataValue.md(
+                        f"(not shown: the model has no column {', '.join(missing)})"
+                    )
+                else:
+                    found[preview.label] = dg.MetadataValue.md(preview.render(conn, rel))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("no metadata for %s.%s: %s", rel.schema, rel.name, exc)
+        found["metadata note"] = dg.MetadataValue.text(f"could not read the table: {exc}")
+    return found
+
+
+def missing_previews(model_names: Iterable[str]) -> list[str]:
+    """The marts with a preview that the dbt project does not (yet) have."""
+    present = set(model_names)
+    return sorted(name for name in PREVIEWS if name not in present)

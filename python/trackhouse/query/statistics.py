@@ -1,0 +1,214 @@
+"""Statistics: django-trackstats' StatisticByDate(AndObject) rows, read from the marts.
+
+`statistics("activity.active_users", "month")` returns the rows of
+`statistics_by_date` for that metric and period, `object=True` the rows of
+`statistics_by_date_and_object` (every object type), `object="account"` only
+those of one object type. The values are the marts' values (the dbt vars of the
+last `dbt build` decide the report time zone and the as-of date), so the API,
+the CLI and a SQL query on the marts always agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ..errors import TrackhouseError, ValueErrorWithKnownValues
+from ..output import FORMATS, render
+from ..settings import Settings, load_settings
+from . import fetch, relation
+
+PERIODS = ("day", "week", "days_28", "month", "lifetime")
+BY_DATE = "statistics_by_date"
+BY_DATE_AND_OBJECT = "statistics_by_date_and_object"
+METRIC_REGISTRY = "trackhouse_metrics"
+
+BY_DATE_COLUMNS = ("domain", "metric", "period", "date", "value")
+BY_OBJECT_COLUMNS = ("domain", "metric", "period", "date", "object_type", "object_id", "value")
+
+DateBound = date | str | None
+ObjectFilter = bool | str | None
+
+
+class StatisticsQueryError(TrackhouseError, ValueError):
+    """A statistics query argument (metric, date) cannot be understood."""
+
+
+def _split_metric(metric: str) -> tuple[str, str]:
+    parts = metric.split(".") if isinstance(metric, str) else []
+    if len(parts) != 2 or not all(parts):
+        raise StatisticsQueryError(
+            f"metric {metric!r} must be written as 'domain.metric', e.g. 'activity.active_users'"
+        )
+    return parts[0], parts[1]
+
+
+def _check_period(period: str) -> str:
+    if period not in PERIODS:
+        raise ValueErrorWithKnownValues(
+            "period", period, PERIODS, "Periods are trackstats' day, week, month and lifetime."
+        )
+    return period
+
+
+def _to_date(value: DateBound, name: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        raise StatisticsQueryError(
+            f"{name} {value!r} is a datetime; statistics are per date: pass a date or 'YYYY-MM-DD'"
+        )
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise StatisticsQueryError(
+            f"{name} {value!r} is not a date; write it as YYYY-MM-DD (inclusive)"
+        ) from None
+
+
+def known_metrics(settings: Settings | None = None) -> list[str]:
+    """'domain.metric' of every registered metric and every metric with rows in the marts."""
+    settings = settings or load_settings()
+    sql = (
+        f"select domain || '.' || ref as metric_key from {relation(METRIC_REGISTRY, settings)}"
+        f" union select domain || '.' || metric from {relation(BY_DATE, settings)}"
+        f" union select domain || '.' || metric from {relation(BY_DATE_AND_OBJECT, settings)}"
+    )
+    return sorted(str(row["metric_key"]) for row in fetch(sql, None, settings))
+
+
+def statistics(
+    metric: str,
+    period: str,
+    start: DateBound = None,
+    end: DateBound = None,
+    object: ObjectFilter = None,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """The statistic rows of `metric` ('domain.metric') for `period`, ordered by date.
+
+    - `period`: day, week (rolling 7 days ending on the date), days_28, month
+      (rolling 30 days) or lifetime (everything up to and including the date).
+    - `start`, `end`: inclusive dates (a `date` or 'YYYY-MM-DD'); None = no bound.
+    - `object`: None = by date (statistics_by_date: domain, metric, period, date,
+      value); True = by object, every object type (statistics_by_date_and_object:
+      + object_type, object_id; ordered by date, object_type, object_id); a string
+      = by object, only that object_type (e.g. "account").
+
+    Values are `Decimal` (the marts' numeric). An unknown metric raises an error
+    listing the known ones; a known metric without rows in the range gives [].
+    """
+    settings = settings or load_settings()
+    domain, metric_ref = _split_metric(metric)
+    _check_period(period)
+    start_date = _to_date(start, "start")
+    end_date = _to_date(end, "end")
+    if object is not None and not isinstance(object, bool | str):
+        raise StatisticsQueryError(
+            f"object {object!r} must be None (by date), True (every object type) "
+            "or an object type such as 'account'"
+        )
+    by_object = object is not None and object is not False
+    table = BY_DATE_AND_OBJECT if by_object else BY_DATE
+    columns = BY_OBJECT_COLUMNS if by_object else BY_DATE_COLUMNS
+    where = ["domain = :domain", "metric = :metric", "period = :period"]
+    params: dict[str, Any] = {"domain": domain, "metric": metric_ref, "period": period}
+    if start_date is not None:
+        where.append("date >= :start_date")
+        params["start_date"] = start_date
+    if end_date is not None:
+        where.append("date <= :end_date")
+        params["end_date"] = end_date
+    if isinstance(object, str):
+        where.append("object_type = :object_type")
+        params["object_type"] = object
+    order = "date, object_type, object_id" if by_object else "date"
+    sql = (
+        f"select {', '.join(columns)} from {relation(table, settings)} "
+        f"where {' and '.join(where)} order by {order}"
+    )
+    rows = fetch(sql, params, settings)
+    if not rows:
+        _explain_empty(metric, object, settings)
+    return rows
+
+
+def _explain_empty(metric: str, object: ObjectFilter, settings: Settings) -> None:
+    """No rows: raise when the metric (or object type) is unknown; else it is just empty."""
+    known = known_metrics(settings)
+    if metric not in known:
+        raise ValueErrorWithKnownValues(
+            "metric",
+            metric,
+            known,
+            "Register your own metrics in seeds/trackhouse_metrics.csv (docs/statistics.md).",
+        )
+    if isinstance(object, str):
+        domain, metric_ref = _split_metric(metric)
+        types = fetch(
+            f"select distinct object_type from {relation(BY_DATE_AND_OBJECT, settings)} "
+            "where domain = :domain and metric = :metric",
+            {"domain": domain, "metric": metric_ref},
+            settings,
+        )
+        known_types = [str(row["object_type"]) for row in types]
+        if known_types and object not in known_types:
+            raise ValueErrorWithKnownValues(
+                f"object type of {metric}",
+                object,
+                known_types,
+                "Pass one of them, or object=True for all.",
+            )
+
+
+def _cmd_statistics(args: argparse.Namespace) -> int:
+    settings = load_settings(getattr(args, "target", None))
+    object_filter: ObjectFilter = args.object_type or (True if args.by_object else None)
+    rows = statistics(
+        args.metric, args.period, args.start, args.end, object=object_filter, settings=settings
+    )
+    if args.format == "table":
+        rows = [{**row, "value": _plain_number(row["value"])} for row in rows]
+    print(render(rows, args.format))
+    return 0
+
+
+def _plain_number(value: Any) -> Any:
+    """147.000000 -> 147 and 15.500000 -> 15.5, for people (JSON keeps numbers as numbers)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else value.normalize()
+    return value
+
+
+def add_cli(subparsers: Any) -> None:
+    """`trackhouse query statistics --metric D.M --period P [--start D] [--end D] [--by-object]`."""
+    p = subparsers.add_parser(
+        "statistics",
+        help="a metric's statistics per date (and per object) from the statistics marts",
+        description=(
+            "Rows of statistics_by_date (or statistics_by_date_and_object with --by-object) "
+            "for one metric and period; dates are inclusive, in the report time zone."
+        ),
+    )
+    p.add_argument(
+        "--metric", required=True, metavar="D.M", help="domain.metric, e.g. users.user_count"
+    )
+    p.add_argument("--period", required=True, choices=PERIODS)
+    p.add_argument("--start", metavar="D", help="first date, YYYY-MM-DD (inclusive)")
+    p.add_argument("--end", metavar="D", help="last date, YYYY-MM-DD (inclusive)")
+    p.add_argument(
+        "--by-object",
+        action="store_true",
+        help="one row per object (statistics_by_date_and_object)",
+    )
+    p.add_argument(
+        "--object-type",
+        metavar="T",
+        help="by object, only this object type (e.g. account); implies --by-object",
+    )
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=_cmd_statistics)

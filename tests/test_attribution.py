@@ -1,0 +1,357 @@
+"""Attribution end to end, as a marketer would check it (SPEC 2.1-2.3, 2.6).
+
+One story per target, built twice: with the default settings, then with other
+settings (max_utm_length, window_days, source_windows) to see that a rebuild
+re-applies them to all history. Data goes in through both doors: Segment
+NDJSON files (`trackhouse load`) and the Python API (`Tracker`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from trackhouse import InvalidEventError, Tracker
+from trackhouse.loader import load_files
+from trackhouse.output import to_json
+from trackhouse.query.attribution import (
+    AttributionArgumentError,
+    attribute_conversions,
+    parse_source_window,
+)
+
+from factories import alias, identify, page
+
+SHOP = "https://shop.example"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+MARTS = ("+conversion_attribution", "+attribution_credits", "+identities")
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def naive(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+SEGMENT_EVENTS: list[dict[str, Any]] = [
+    # bob: two devices, merged when he logs in on each.
+    page(
+        "2024-05-02T09:00:00Z",
+        f"{SHOP}/?utm_source=google&utm_medium=cpc&gclid=G1",
+        anonymous_id="bob-laptop",
+        message_id="bob-google",
+    ),
+    identify("2024-05-02T09:30:00Z", "bob", anonymous_id="bob-laptop"),
+    page(
+        "2024-05-06T09:00:00Z",
+        f"{SHOP}/shoes?utm_source=facebook&fbclid=F1",
+        anonymous_id="bob-phone",
+        message_id="bob-facebook",
+    ),
+    identify("2024-05-06T09:30:00Z", "bob", anonymous_id="bob-phone"),
+    # carol logs in on bob's laptop later: no merge, bob's touchpoints stay his.
+    identify("2024-05-08T10:00:00Z", "carol", anonymous_id="bob-laptop"),
+    # dave: a touchpoint exactly 30 days before the conversion (in), one at the
+    # conversion time (out); 'Google' and 'google' are different sources.
+    page(
+        "2024-04-01T12:00:00Z",
+        f"{SHOP}/?utm_source=Google",
+        user_id="dave",
+        message_id="dave-Google",
+    ),
+    page(
+        "2024-04-20T12:00:00Z",
+        f"{SHOP}/?utm_source=google",
+        user_id="dave",
+        message_id="dave-google",
+    ),
+    page(
+        "2024-05-01T12:00:00Z", f"{SHOP}/?utm_source=bing", user_id="dave", message_id="dave-bing"
+    ),
+    # erin: two touchpoints at the same instant; ties go by touchpoint id.
+    page("2024-05-01T08:00:00Z", f"{SHOP}/?utm_source=b", user_id="erin", message_id="erin-tie-b"),
+    page("2024-05-01T08:00:00Z", f"{SHOP}/?utm_source=a", user_id="erin", message_id="erin-tie-a"),
+    # frank: messy parameters.
+    page(
+        "2024-05-01T08:00:00Z",
+        f"{SHOP}/?utm_source=first&utm_source=last&utm_campaign=%C3%A9t%C3%A9+sale"
+        f"&utm_medium=summer%20sale&utm_content=abcdefghijkl&utm_term={'x' * 201}",
+        user_id="frank",
+        message_id="frank-messy",
+    ),
+    # Not touchpoints: a bot, the admin and the API.
+    page(
+        "2024-05-01T08:00:00Z",
+        f"{SHOP}/?utm_source=google",
+        anonymous_id="crawler",
+        user_agent=GOOGLEBOT,
+        message_id="bot-visit",
+    ),
+    page(
+        "2024-05-01T08:00:00Z",
+        f"{SHOP}/admin/orders?utm_source=google",
+        anonymous_id="staff",
+        message_id="admin-visit",
+    ),
+    page(
+        "2024-05-01T08:00:00Z",
+        f"{SHOP}/api/v1/cart?utm_source=google",
+        anonymous_id="staff",
+        message_id="api-visit",
+    ),
+    # gina: a chain, gina-old -> gina-new (alias) -> gina (identify).
+    page(
+        "2024-05-01T08:00:00Z",
+        f"{SHOP}/?utm_source=partner",
+        anonymous_id="gina-old",
+        message_id="gina-partner",
+    ),
+    alias("2024-05-02T08:00:00Z", "gina-old", "gina-new"),
+    identify("2024-05-03T08:00:00Z", "gina", anonymous_id="gina-new"),
+    # hank: Segment's context.campaign instead of URL parameters.
+    {
+        "type": "page",
+        "messageId": "hank-podcast",
+        "timestamp": "2024-05-01T08:00:00Z",
+        "anonymousId": "hank",
+        "context": {
+            "page": {"url": f"{SHOP}/listen"},
+            "campaign": {"source": "podcast", "name": "episode 1"},
+        },
+    },
+]
+
+
+def record_with_the_python_api(tracker: Tracker) -> None:
+    """alice: an anonymous visit with UTM, sign-up later, a pending purchase."""
+    tracker.record_touchpoint(
+        "alice-browser",
+        f"{SHOP}/?utm_source=newsletter&utm_medium=email&utm_campaign=summer%20sale",
+        referrer="https://mail.example/",
+        at=at("2024-05-01T10:00:00"),
+    )
+    tracker.identify("alice-browser", "alice", at=at("2024-05-03T10:00:00"))
+    tracker.record_conversion(
+        "signup", user_id="alice", conversion_id="alice-signup", at=at("2024-05-03T10:05:00")
+    )
+    tracker.record_conversion(
+        "purchase",
+        user_id="alice",
+        value="49.99",
+        currency="usd",
+        is_confirmed=False,
+        custom_data={"plan": "pro"},
+        conversion_id="alice-purchase",
+        at=at("2024-05-04T10:00:00"),
+    )
+    tracker.update_conversion("alice-purchase", value="39.99", at=at("2024-05-04T11:00:00"))
+    tracker.confirm_conversion("alice-purchase", at=at("2024-05-05T10:00:00"))
+    for conversion_id, user_id, when in [
+        ("bob-purchase", "bob", "2024-05-07T09:00:00"),
+        ("carol-purchase", "carol", "2024-05-09T09:00:00"),
+        ("dave-purchase", "dave", "2024-05-01T12:00:00"),
+        ("erin-purchase", "erin", "2024-05-02T08:00:00"),
+        ("frank-purchase", "frank", "2024-05-02T08:00:00"),
+        ("gina-purchase", "gina", "2024-05-04T08:00:00"),
+    ]:
+        tracker.record_conversion(
+            "purchase", user_id=user_id, value=100, conversion_id=conversion_id, at=at(when)
+        )
+    tracker.deactivate_conversion("frank-purchase", at=at("2024-05-03T08:00:00"))
+    # hank converts anonymously.
+    tracker.record_conversion(
+        "signup", anonymous_id="hank", conversion_id="hank-signup", at=at("2024-05-01T09:00:00")
+    )
+
+
+def by_key(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["conversion_id"], r["attribution_model"]): r for r in rows}
+
+
+def mart_rows(warehouse, model: str, valid_only: bool = False) -> list[dict[str, Any]]:
+    rows = warehouse.table("conversion_attribution", "converted_at, conversion_id")
+    return [
+        r for r in rows if r["attribution_model"] == model and (r["is_valid"] or not valid_only)
+    ]
+
+
+def cli_json(warehouse, *args: str) -> list[dict[str, Any]]:
+    out = warehouse.cli("query", "attribution", *args, "--format", "json").stdout
+    return orjson.loads(out)
+
+
+def assert_query_api_equals_mart(warehouse, **settings: Any) -> None:
+    """attribute_conversions == conversion_attribution mart == CLI JSON, same settings."""
+    for model in ("first_touch", "last_touch"):
+        for valid_only in (False, True):
+            api = attribute_conversions(
+                model, valid_only=valid_only, settings=warehouse.settings, **settings
+            )
+            assert api == mart_rows(warehouse, model, valid_only), (model, valid_only)
+    cli_args = ["--model", "first_touch", "--all", "--window-days", str(settings["window_days"])]
+    for source, days in (settings.get("source_windows") or {}).items():
+        cli_args += ["--source-window", f"{source}={days}"]
+    expected = orjson.loads(to_json(mart_rows(warehouse, "first_touch")))
+    assert cli_json(warehouse, *cli_args) == expected
+
+
+def test_attribution_story(warehouse):
+    load_files([warehouse.write_ndjson(SEGMENT_EVENTS)], settings=warehouse.settings)
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        record_with_the_python_api(tracker)
+    warehouse.build(*MARTS)
+
+    rows = by_key(warehouse.table("conversion_attribution", "conversion_id, attribution_model"))
+    conversions = {r["conversion_id"]: r for r in warehouse.table("conversions")}
+    touchpoints = {r["touchpoint_id"]: r for r in warehouse.table("touchpoints")}
+    identities = {r["anonymous_id"]: r for r in warehouse.table("identities")}
+
+    # alice: the anonymous newsletter visit is credited with her later sign-up.
+    for model in ("first_touch", "last_touch"):
+        signup = rows["alice-signup", model]
+        assert signup["stitched_id"] == "alice"
+        assert (signup["utm_source"], signup["utm_medium"], signup["utm_campaign"]) == (
+            "newsletter",
+            "email",
+            "summer sale",
+        )
+        assert signup["referrer"] == "https://mail.example/"
+        assert signup["touched_at"] == naive("2024-05-01T10:00:00")
+    # Pending, corrected, then confirmed: valid, with the corrected value.
+    purchase = conversions["alice-purchase"]
+    assert (purchase["is_confirmed"], purchase["is_active"], purchase["is_valid"]) == (
+        True,
+        True,
+        True,
+    )
+    assert (purchase["value"], purchase["currency"]) == (Decimal("39.99"), "USD")
+    assert orjson.loads(purchase["custom_data_json"]) == {"plan": "pro"}
+    assert purchase["converted_at"] == naive("2024-05-04T10:00:00")
+    assert conversions["alice-signup"]["currency"] == "EUR"  # the var's default
+
+    # bob: two devices merged at login; first touch on the laptop, last on the phone.
+    assert rows["bob-purchase", "first_touch"]["touchpoint_id"] == "bob-google"
+    assert rows["bob-purchase", "first_touch"]["gclid"] == "G1"
+    assert rows["bob-purchase", "last_touch"]["touchpoint_id"] == "bob-facebook"
+    assert rows["bob-purchase", "last_touch"]["fbclid"] == "F1"
+    assert rows["bob-purchase", "last_touch"]["eligible_touchpoints"] == 2
+    # carol logged in on bob's laptop afterwards: no merge, nothing to credit.
+    assert identities["bob-laptop"]["user_id"] == "bob"
+    assert identities["bob-phone"]["user_id"] == "bob"
+    for model in ("first_touch", "last_touch"):
+        carol = rows["carol-purchase", model]
+        assert carol["touchpoint_id"] is None and carol["utm_source"] is None
+        assert carol["eligible_touchpoints"] == 0
+
+    # dave: exactly 30 days before is in, at the conversion time is out.
+    assert rows["dave-purchase", "first_touch"]["touchpoint_id"] == "dave-Google"
+    assert rows["dave-purchase", "last_touch"]["touchpoint_id"] == "dave-google"
+    assert rows["dave-purchase", "last_touch"]["eligible_touchpoints"] == 2
+    # erin: equal times, ties broken by touchpoint id.
+    assert rows["erin-purchase", "first_touch"]["touchpoint_id"] == "erin-tie-a"
+    assert rows["erin-purchase", "last_touch"]["touchpoint_id"] == "erin-tie-b"
+
+    # frank: repeated parameter -> last value, URL-decoded, too long -> dropped.
+    messy = touchpoints["frank-messy"]
+    assert messy["utm_source"] == "last"
+    assert messy["utm_campaign"] == "été sale"
+    assert messy["utm_medium"] == "summer sale"
+    assert messy["utm_content"] == "abcdefghijkl"
+    assert messy["utm_term"] is None
+    raw_url = {r["event_id"]: r["url"] for r in warehouse.raw("touchpoints")}["frank-messy"]
+    assert "x" * 201 in raw_url  # the raw table keeps what was dropped
+    # Deactivated: listed, attributed, but not valid.
+    assert conversions["frank-purchase"]["is_active"] is False
+    assert rows["frank-purchase", "last_touch"]["is_valid"] is False
+    assert rows["frank-purchase", "last_touch"]["utm_source"] == "last"
+
+    # Bots, /admin/ and /api/ give no touchpoint (they stay in the raw table).
+    assert {"bot-visit", "admin-visit", "api-visit"} & set(touchpoints) == set()
+    assert {"bot-visit", "admin-visit", "api-visit"} <= {
+        r["event_id"] for r in warehouse.raw("touchpoints")
+    }
+
+    # gina: a chain of links resolves to the end; hank: context.campaign.
+    assert identities["gina-old"]["stitched_id"] == "gina"
+    assert identities["gina-old"]["chain_length"] == 2
+    assert rows["gina-purchase", "last_touch"]["utm_source"] == "partner"
+    assert rows["hank-signup", "last_touch"]["utm_source"] == "podcast"
+    assert rows["hank-signup", "last_touch"]["utm_campaign"] == "episode 1"
+    assert rows["hank-signup", "last_touch"]["stitched_id"] == "hank"
+    assert identities["hank"]["user_id"] is None
+
+    # Multi-touch: bob's 100 split 50/50 by linear and position-based (2 touchpoints).
+    credits = warehouse.table(
+        "attribution_credits", "conversion_id, attribution_model, touchpoint_id"
+    )
+    bob = {
+        (c["attribution_model"], c["touchpoint_id"]): (c["credit"], c["attributed_value"])
+        for c in credits
+        if c["conversion_id"] == "bob-purchase"
+    }
+    half = (Decimal("0.5"), Decimal("50"))
+    assert bob[("linear", "bob-google")] == bob[("linear", "bob-facebook")] == half
+    assert bob[("position_based", "bob-google")] == half
+    assert bob[("first_touch", "bob-google")] == (Decimal(1), Decimal(100))
+    sums: dict[tuple[str, str], list[Decimal]] = {}
+    for c in credits:
+        sums.setdefault((c["conversion_id"], c["attribution_model"]), []).append(c["credit"])
+    assert sums and all(sum(v) == 1 for v in sums.values())
+    assert "carol-purchase" not in {c["conversion_id"] for c in credits}
+
+    # The query API and the CLI give the mart's rows for the mart's settings.
+    assert_query_api_equals_mart(warehouse, window_days=30)
+    assert attribute_conversions(
+        "last_touch", window_days=7, source_windows={"default": 30}, settings=warehouse.settings
+    ) == attribute_conversions("last_touch", window_days=30, settings=warehouse.settings)
+    assert all(
+        r["touchpoint_id"] is None
+        for r in attribute_conversions("first_touch", window_days=0, settings=warehouse.settings)
+    )
+    valid_ids = {r["conversion_id"] for r in attribute_conversions(settings=warehouse.settings)}
+    assert "frank-purchase" not in valid_ids and "alice-purchase" in valid_ids
+
+    # Other settings, rebuilt: they re-apply to all history without re-ingesting.
+    other = {"max_utm_length": 10, "window_days": 0, "source_windows": {"Google": 40}}
+    warehouse.build(*MARTS, vars=other)
+    touchpoints = {r["touchpoint_id"]: r for r in warehouse.table("touchpoints")}
+    assert touchpoints["frank-messy"]["utm_content"] is None  # 12 characters > 10 now
+    assert touchpoints["frank-messy"]["utm_campaign"] == "été sale"
+    rows = by_key(warehouse.table("conversion_attribution", "conversion_id, attribution_model"))
+    # Window 0 by default; only the exact source 'Google' has a window (40 days).
+    assert rows["dave-purchase", "first_touch"]["touchpoint_id"] == "dave-Google"
+    assert rows["dave-purchase", "last_touch"]["touchpoint_id"] == "dave-Google"
+    assert rows["dave-purchase", "last_touch"]["window_days"] == 40
+    assert rows["bob-purchase", "last_touch"]["touchpoint_id"] is None
+    assert rows["alice-signup", "first_touch"]["touchpoint_id"] is None
+    assert_query_api_equals_mart(warehouse, window_days=0, source_windows={"Google": 40})
+
+
+def test_allowed_conversion_events_reject_other_names(warehouse):
+    with Tracker(warehouse.settings, flush_interval=0, allowed_events={"signup"}) as tracker:
+        tracker.record_conversion("signup", user_id="u1")
+        with pytest.raises(InvalidEventError, match="'newsletter' is not allowed"):
+            tracker.record_conversion("newsletter", user_id="u1")
+        with pytest.raises(InvalidEventError, match="allowed events: purchase"):
+            tracker.record_conversion("signup", user_id="u1", allowed_events={"purchase"})
+    assert warehouse.count("conversion_events") == 1
+    reasons = [r["reason"] for r in warehouse.raw("rejected")]
+    assert len(reasons) == 2 and all("is not allowed" in r for r in reasons)
+
+
+def test_query_arguments_are_checked():
+    with pytest.raises(AttributionArgumentError, match="whole numbers of days"):
+        attribute_conversions(window_days=-1)
+    with pytest.raises(AttributionArgumentError, match="source_windows"):
+        attribute_conversions(source_windows={"google": 1.5})
+    with pytest.raises(ValueError, match="'linear' is not one of: first_touch, last_touch"):
+        attribute_conversions("linear")
+    assert parse_source_window("utm=odd=7") == ("utm=odd", 7)
+    with pytest.raises(AttributionArgumentError, match="SOURCE=DAYS"):
+        parse_source_window("google")
