@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from trackhouse.errors import ConfigError
 
 RUNS_FOLDER = "runs"
@@ -42,9 +43,20 @@ def parse_vars(text: str) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
-def dbt_build_args(*, full_refresh: bool = False, vars: Mapping[str, Any] | None = None) -> list[str]:
-    """`dbt build` with the run's options; vars as JSON so dbt reads them exactly."""
+def dbt_build_args(
+    *,
+    full_refresh: bool = False,
+    vars: Mapping[str, Any] | None = None,
+    unit_tests: bool = False,
+) -> list[str]:
+    """`dbt build` with the run's options; vars as JSON so dbt reads them exactly.
+
+    dbt unit tests check SQL logic on fixed inputs, not the data: they run in
+    development and CI (`make test`), and are left out of the scheduled builds
+    unless asked for, as dbt recommends for production."""
     args = ["build"]
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
     if vars:

@@ -16,7 +16,7 @@ import dagster as dg
 from .environment import Environment, build_resources, load_environment
 from .ingestion import build_ingestion_assets
 from .metadata import missing_previews
-from .project import dbt_project, prepare_manifest
+from .project import dbt_project, marts_by_area, prepare_manifest
 from .schedules import build_schedules
 from .sensors import LOAD_JOB_NAME, build_landing_sensor
 from .transform import build_dbt_assets
@@ -27,17 +27,10 @@ log = logging.getLogger(__name__)
 def build_definitions(environment: Environment | None = None) -> dg.Definitions:
     environment = environment or load_environment()
     manifest_path = prepare_manifest(environment)
-    with open(manifest_path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    model_paths = [
-        str(node.get("original_file_path", ""))
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model"
-    ]
-    areas = {p.split("/")[2] for p in model_paths if p.startswith("models/marts/") and p.count("/") >= 3}
-    models = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
-    for name in missing_previews(models):
-        log.warning("mart %s is not in the dbt project yet: its preview is not shown", name)
+    marts = marts_by_area(json.loads(manifest_path.read_text(encoding="utf-8")))
+    present = {name for names in marts.values() for name in names}
+    for name in missing_previews(present):
+        log.warning("mart %s is not in the dbt project (yet): no preview on its page", name)
 
     raw_files = build_ingestion_assets(environment)
     dbt_assets = build_dbt_assets(dbt_project(environment), manifest_path)
@@ -49,7 +42,7 @@ def build_definitions(environment: Environment | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_files, dbt_assets],
         jobs=[load_job],
-        schedules=build_schedules(dbt_assets, areas),
+        schedules=build_schedules(dbt_assets, set(marts)),
         sensors=[build_landing_sensor(environment, load_job)],
         resources=build_resources(environment),
     )

@@ -5,12 +5,12 @@ which picks DuckDB or PostgreSQL from `TRACKHOUSE_TARGET`) and the few orchestra
 settings; `build_resources()` maps that environment to the one resources dict every
 asset, sensor and schedule uses. Nothing else in this package reads `os.environ`.
 
-| variable | default | meaning |
-|---|---|---|
-| `TRACKHOUSE_TARGET` | `duckdb` | dbt target (and raw tables) the assets write to |
-| `TRACKHOUSE_LANDING_DIR` | `data/landing` | folder the landing sensor watches (relative to the project) |
-| `TRACKHOUSE_LANDING_SETTLE_SECONDS` | `5` | a file is loaded once it has not changed for this long |
-| `TRACKHOUSE_LANDING_INTERVAL_SECONDS` | `30` | how often the landing sensor looks |
+- `TRACKHOUSE_TARGET` (default `duckdb`): the dbt target the assets write to.
+- `TRACKHOUSE_LANDING_DIR` (default `data/landing`, relative to the project): the
+  folder the landing sensor watches.
+- `TRACKHOUSE_LANDING_SETTLE_SECONDS` (default 5): a file is loaded once it has not
+  changed for this long.
+- `TRACKHOUSE_LANDING_INTERVAL_SECONDS` (default 30): how often the sensor looks.
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def load_environment(env: Mapping[str, str] | None = None) -> Environment:
         landing_dir=landing,
         dbt_executable=find_dbt(),
         settle_seconds=_number(env, "TRACKHOUSE_LANDING_SETTLE_SECONDS", 5.0),
-        sensor_interval_seconds=max(1, int(_number(env, "TRACKHOUSE_LANDING_INTERVAL_SECONDS", 30))),
+        sensor_interval_seconds=max(
+            1, int(_number(env, "TRACKHOUSE_LANDING_INTERVAL_SECONDS", 30))
+        ),
     )
 
 
@@ -115,9 +117,7 @@ def build_resources(environment: Environment) -> dict[str, Any]:
             dbt_executable=environment.dbt_executable,
             target=environment.target,
         ),
-        "warehouse": Warehouse(
-            target=environment.target, project_dir=str(environment.project_dir)
-        ),
+        "warehouse": Warehouse(target=environment.target, project_dir=str(environment.project_dir)),
         "landing": LandingFolder(
             path=str(environment.landing_dir), settle_seconds=environment.settle_seconds
         ),

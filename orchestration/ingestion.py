@@ -7,7 +7,6 @@ mart in one piece. The loading itself is `trackhouse.loader.load_files`; this
 module only reports what it did.
 """
 
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 from pydantic import Field
+
 from trackhouse import schema as raw_schema
 from trackhouse.engine import ensure_schema
 from trackhouse.errors import TrackhouseError
@@ -107,7 +107,9 @@ def _reasons_table(outcomes: list[FileOutcome]) -> str:
         if o.report
         for r in o.report.rejections
     ]
-    rows += [{"file": Path(o.path).name, "line": "", "reason": o.error} for o in outcomes if o.error]
+    rows += [
+        {"file": Path(o.path).name, "line": "", "reason": o.error} for o in outcomes if o.error
+    ]
     return markdown_table(rows, ["file", "line", "reason"])
 
 
@@ -193,11 +195,7 @@ def build_ingestion_assets(environment: Environment) -> dg.AssetsDefinition:
             metadata={
                 "rejected lines": total.rejected,
                 "unusable files": len(unusable),
-                **(
-                    {"reasons": dg.MetadataValue.md(_reasons_table(outcomes))}
-                    if problems
-                    else {}
-                ),
+                **({"reasons": dg.MetadataValue.md(_reasons_table(outcomes))} if problems else {}),
             },
         )
         if unusable:
@@ -209,7 +207,11 @@ def build_ingestion_assets(environment: Environment) -> dg.AssetsDefinition:
                         + (
                             o.error
                             or "every line was rejected, e.g. "
-                            + (o.report.rejections[0].reason if o.report and o.report.rejections else "")
+                            + (
+                                o.report.rejections[0].reason
+                                if o.report and o.report.rejections
+                                else ""
+                            )
                         )
                         for o in unusable
                     )

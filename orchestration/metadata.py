@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+
 from trackhouse import schema as raw_schema
 from trackhouse.engine import get_engine
 from trackhouse.settings import Settings
@@ -133,8 +134,13 @@ class Preview:
 PREVIEWS: dict[str, Preview] = {
     "usage_calendar_monthly": Preview(
         "preview: monthly usage (last 12 months)",
-        ("period_start", "calendar_year_month", "registered_users", "activated_users",
-         "active_users"),
+        (
+            "period_start",
+            "calendar_year_month",
+            "registered_users",
+            "activated_users",
+            "active_users",
+        ),
         _monthly_usage,
     ),
     "conversion_attribution": Preview(

@@ -13,9 +13,11 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
 from filelock import FileLock
+
 from trackhouse.errors import ConfigError
 
 from .environment import DBT_TARGET_PATH, Environment
@@ -82,6 +84,20 @@ def _adapter_type(head: str) -> str | None:
 def _adapter_type_full(manifest_path: Path) -> str | None:
     with open(manifest_path, encoding="utf-8") as f:
         return json.load(f).get("metadata", {}).get("adapter_type")
+
+
+def marts_by_area(manifest: dict[str, Any]) -> dict[str, set[str]]:
+    """The mart models of the manifest by area: models/marts/<area>/<mart>.sql."""
+    found: dict[str, set[str]] = {}
+    for node in manifest["nodes"].values():
+        parts = str(node.get("original_file_path", "")).split("/")
+        if (
+            node["resource_type"] == "model"
+            and len(parts) >= 4
+            and parts[:2] == ["models", "marts"]
+        ):
+            found.setdefault(parts[2], set()).add(str(node["name"]))
+    return found
 
 
 _projects: dict[tuple[Path, str], DbtProject] = {}

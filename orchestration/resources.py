@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+
 from trackhouse.settings import Settings, load_settings
 
 
@@ -27,13 +28,16 @@ class Warehouse(dg.ConfigurableResource):
         same absolute DuckDB path as the loader."""
         settings = self.settings()
         wanted = settings.dbt_env()
-        saved = dict(os.environ)
+        saved = {key: os.environ.get(key) for key in wanted}
         os.environ.update(wanted)
         try:
             yield settings
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 class LandingFolder(dg.ConfigurableResource):

@@ -10,7 +10,6 @@ not changed for `settle_seconds`; writers should still write under a temporary
 name (`.name`, `*.tmp`, `*.part`) and rename when done.
 """
 
-
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -102,9 +101,7 @@ def next_cursor(
     return json.dumps({"files": dict(sorted(kept.items()))}, sort_keys=True)
 
 
-def build_landing_sensor(
-    environment: Environment, job: Any
-) -> dg.SensorDefinition:
+def build_landing_sensor(environment: Environment, job: Any) -> dg.SensorDefinition:
     @dg.sensor(
         name=SENSOR_NAME,
         job=job,

@@ -6,15 +6,22 @@ groups the models by layer and area (staging, intermediate, activity,
 attribution, statistics).
 """
 
-
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 from pydantic import Field
+
+from trackhouse.settings import Settings
 
 from .dbt_cli import dbt_build_args, parse_vars, prune_run_folders, run_target_path
 from .environment import WAREHOUSE_POOL
@@ -77,6 +84,10 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = Field(
         default=False, description="Rebuild incremental models from scratch (--full-refresh)."
     )
+    unit_tests: bool = Field(
+        default=False,
+        description="Also run the dbt unit tests (they test SQL logic; `make test` runs them).",
+    )
     vars: str = Field(
         default="",
         description="dbt vars for this run as YAML, e.g. '{as_of: 2024-05-31, window_days: 14}'.",
@@ -92,12 +103,34 @@ def _seed_partial_parse(project: DbtProject, target: Path) -> None:
         shutil.copy(source, destination)
 
 
+def _built_nodes(invocation: Any) -> Mapping[str, Any]:
+    """The nodes of the run's own manifest (its schemas are the ones dbt wrote to)."""
+    try:
+        return dict(invocation.get_artifact("manifest.json")["nodes"])
+    except (OSError, ValueError, KeyError):  # dbt failed before writing it
+        return dict(invocation.manifest["nodes"])
+
+
+def _with_table_metadata(event: Any, nodes: Mapping[str, Any], settings: Settings) -> Any:
+    """A dbt model's materialization with its row count, latest time and preview."""
+    if not isinstance(event, dg.Output):
+        return event
+    unique_id = event.metadata.get("unique_id")
+    node = nodes.get(str(unique_id.value)) if unique_id is not None else None
+    if node is None:
+        return event
+    return event.with_metadata({**event.metadata, **model_metadata(settings, node)})
+
+
 def build_dbt_assets(project: DbtProject, manifest_path: Path) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=manifest_path,
         project=project,
         name=DBT_ASSETS_NAME,
-        dagster_dbt_translator=TrackhouseTranslator(),
+        # Source tests (unique/not_null on the raw tables) become checks of raw/<table>.
+        dagster_dbt_translator=TrackhouseTranslator(
+            DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+        ),
         pool=WAREHOUSE_POOL,
     )
     def trackhouse_dbt(
@@ -106,25 +139,23 @@ def build_dbt_assets(project: DbtProject, manifest_path: Path) -> dg.AssetsDefin
         warehouse: Warehouse,
         config: DbtBuildConfig,
     ) -> Iterator[Any]:
-        args = dbt_build_args(full_refresh=config.full_refresh, vars=parse_vars(config.vars))
+        args = dbt_build_args(
+            full_refresh=config.full_refresh,
+            vars=parse_vars(config.vars),
+            unit_tests=config.unit_tests,
+        )
         base = project.project_dir / project.target_path
         target = run_target_path(base, context.run.run_id)
         _seed_partial_parse(project, target)
         with warehouse.dbt_environment() as settings:
             invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target)
-        # Collect first: on DuckDB the dbt process holds the file until it exits, and
-        # the metadata below reads the tables it built.
+        # Collect first, yield after: on DuckDB the dbt process holds the file until it
+        # exits, and the metadata reads the tables it built. (The UI therefore shows the
+        # materializations when the build ends, not one by one.)
         events = list(invocation.stream())
-        try:
-            nodes = invocation.get_artifact("manifest.json")["nodes"]
-        except Exception:  # no artifact when dbt failed early: use the prepared one
-            nodes = invocation.manifest["nodes"]
+        nodes = _built_nodes(invocation)
         for event in events:
-            if isinstance(event, dg.Output):
-                node = nodes.get(str(event.metadata.get("unique_id", dg.MetadataValue.text("")).value))
-                if node is not None:
-                    event = event.with_metadata({**event.metadata, **model_metadata(settings, node)})
-            yield event
+            yield _with_table_metadata(event, nodes, settings)
         prune_run_folders(base)
         if not invocation.is_successful():
             error = invocation.get_error()

@@ -81,6 +81,34 @@ def _bindir() -> Path:
     )
 
 
+OWNER_FILE = "owner.pid"  # the process whose session the server belongs to
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans(bindir: Path, run_as: str | None) -> None:
+    """Stop servers of earlier sessions that died without stopping them (a killed
+    pytest): each server's directory names its owner process; only those whose
+    owner is gone are stopped."""
+    for owner_file in Path(tempfile.gettempdir()).glob(f"trackhouse-pg-*/{OWNER_FILE}"):
+        try:
+            owner = int(owner_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if owner == os.getpid() or _alive(owner):
+            continue
+        base = owner_file.parent
+        PostgresServer(datadir=base / "data", port=0, bindir=bindir, run_as=run_as).stop()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -178,7 +206,9 @@ def start(durable: bool = False) -> PostgresServer:
                 "running as root but there is no `postgres` OS user to run the server as; "
                 "install the postgresql package (it creates one): apt-get install -y postgresql"
             ) from None
+    _reap_orphans(bindir, run_as)
     base = Path(tempfile.mkdtemp(prefix="trackhouse-pg-"))
+    (base / OWNER_FILE).write_text(str(os.getpid()))
     if run_as:
         os.chown(base, entry.pw_uid, entry.pw_gid)
     server = PostgresServer(datadir=base / "data", port=0, bindir=bindir, run_as=run_as)

@@ -76,9 +76,19 @@ def test_record_activity_rate_limit_keeps_hourly_activity_exact(warehouse):
     ]
     with Tracker(warehouse.settings, flush_interval=0) as tracker:
         written = [tracker.record_activity(u, datetime.fromisoformat(at)) for u, at in calls]
+        # The users and their account, through the Python API too.
+        tracker.record_user("u1", datetime(2024, 1, 15, tzinfo=UTC), account_id="acme")
+        tracker.record_user("u2", datetime(2024, 1, 20, tzinfo=UTC), is_active=False)
+        tracker.record_account("acme", datetime(2024, 1, 31, 12, tzinfo=UTC), name="Acme")
     assert written == [True, False, False, True, False, False, False, True, True, True]
 
-    build(warehouse, "activity_hourly", "+usage_calendar_monthly", vars={"as_of": "2024-03-31"})
+    build(
+        warehouse,
+        "activity_hourly",
+        "+usage_calendar_monthly",
+        "+usage_subscription_periods",
+        vars={"as_of": "2024-03-31"},
+    )
     rows = mart(warehouse, "activity_hourly", "user_id, hour_start")
     expected_hours = sorted(
         {
@@ -101,6 +111,24 @@ def test_record_activity_rate_limit_keeps_hourly_activity_exact(warehouse):
         ("2024-02", 2),
         ("2024-03", 1),
     ]
+    # acme starts at its record_account start (Jan 31) and counts u1 only; the whole
+    # site starts at the first join (Jan 15) and counts both (u2 is not activated).
+    periods = mart(warehouse, "usage_subscription_periods", "account_id, period_kind, period_index")
+    acme = by(periods, account_id="acme", period_kind="month")
+    assert counts(acme, "period_start_date", "registered_users", "active_users") == [
+        (date(2024, 1, 31), 1, 1),
+        (date(2024, 2, 29), 1, 0),
+        (date(2024, 3, 31), 1, 0),
+    ]
+    site = by(periods, account_id=None, period_kind="month")
+    assert counts(
+        site, "period_start_date", "registered_users", "activated_users", "active_users"
+    ) == [
+        (date(2024, 1, 15), 2, 1, 2),
+        (date(2024, 2, 15), 2, 1, 1),
+        (date(2024, 3, 15), 2, 1, 0),
+    ]
+
     s = warehouse.settings
     assert api.count_active_users("2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z", settings=s) == 2
     # The first write of each hour is what is stored: exact for hour-aligned bounds.

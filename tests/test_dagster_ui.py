@@ -9,6 +9,7 @@ server's process group is always stopped, so the test cannot hang.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,8 +87,11 @@ class DagsterDev:
             data=json.dumps({"query": query, "variables": variables or {}}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=20) as response:
-            body = json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"GraphQL {exc.code}: {exc.read()[:2000]!r}") from exc
         if body.get("errors"):
             raise AssertionError(f"GraphQL errors: {body['errors']}")
         return dict(body["data"])
@@ -108,7 +113,9 @@ class DagsterDev:
             """query Logs($runId: ID!) {
                 logsForRun(runId: $runId, limit: 1000) {
                     __typename
-                    ... on EventConnection { events { __typename message } }
+                    ... on EventConnection {
+                        events { __typename ... on MessageEvent { message } }
+                    }
                 }
             }""",
             {"runId": run_id},
@@ -119,9 +126,13 @@ class DagsterDev:
     def instigator_status(self, kind: str, name: str) -> tuple[str, int]:
         """(status, number of ticks) of a schedule or sensor."""
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
-        field, arg = ("scheduleOrError", "scheduleSelector") if kind == "schedule" else (
-            "sensorOrError",
-            "sensorSelector",
+        field, arg = (
+            ("scheduleOrError", "scheduleSelector")
+            if kind == "schedule"
+            else (
+                "sensorOrError",
+                "sensorSelector",
+            )
         )
         type_name = kind.capitalize()
         name_key = f"{kind}Name"
@@ -202,10 +213,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     """Ctrl-C for dagster dev (it stops its children), then SIGKILL whatever is left."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -213,10 +222,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.5)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=10)
 
 
@@ -243,18 +250,11 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
     for old in OUTPUT.glob("*.png"):
         old.unlink()
 
-    # The sensor loads the dropped file (the daemon of dagster dev runs it).
     sensor_tag = {"dagster/sensor_name": "landing_sensor"}
-    sensor_run = wait_for(
-        "the landing sensor's run to succeed",
-        lambda: next((r for r in dagster_dev.runs(sensor_tag) if r["status"] == "SUCCESS"), None),
-        timeout=150,
-        every=2,
-    )
-    assert sensor_run["jobName"] == "load_landing_file"
 
     with sync_playwright() as playwright:
         browser = _browser(playwright)
+        page = None
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(60_000)
@@ -264,8 +264,19 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
             materialize = page.get_by_role("button", name="Materialize all")
             materialize.wait_for(state="visible")
             _dismiss_welcome(page)
-            for group in ("ingestion", "staging", "activity", "attribution"):
+            for group in ("ingestion", "staging", "activity", "attribution", "statistics"):
                 assert page.get_by_text(group, exact=True).first.is_visible(), group
+
+            # Meanwhile the daemon's landing sensor has loaded the dropped file.
+            sensor_run = wait_for(
+                "the landing sensor's run to succeed",
+                lambda: next(
+                    (r for r in dagster_dev.runs(sensor_tag) if r["status"] == "SUCCESS"), None
+                ),
+                timeout=150,
+                every=1,
+            )
+            assert sensor_run["jobName"] == "load_landing_file"
             materialize.click()
             toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}")).first
             toast.wait_for(state="visible", timeout=60_000)
@@ -290,7 +301,8 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
             page.goto(
                 f"{dagster_dev.url}/assets/conversion_attribution?view=lineage&lineageScope=upstream"
             )
-            page.get_by_text("stg_identity_links", exact=True).first.wait_for(state="visible")
+            page.get_by_role("button", name="All", exact=True).click()
+            page.get_by_text("ingestion", exact=True).first.wait_for(state="visible")
             page.wait_for_timeout(3_000)
             page.screenshot(path=str(OUTPUT / "conversion-attribution-lineage.png"))
 
@@ -322,18 +334,26 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
             switch.click()
             wait_for(
                 "the hourly schedule to be on",
-                lambda: dagster_dev.instigator_status("schedule", "hourly_activity_attribution")[0]
-                == "RUNNING",
+                lambda: (
+                    dagster_dev.instigator_status("schedule", "hourly_activity_attribution")[0]
+                    == "RUNNING"
+                ),
                 timeout=30,
             )
             page.screenshot(path=str(OUTPUT / "automation.png"))
             switch.click()
             wait_for(
                 "the hourly schedule to be off again",
-                lambda: dagster_dev.instigator_status("schedule", "hourly_activity_attribution")[0]
-                == "STOPPED",
+                lambda: (
+                    dagster_dev.instigator_status("schedule", "hourly_activity_attribution")[0]
+                    == "STOPPED"
+                ),
                 timeout=30,
             )
+        except BaseException:
+            if page is not None:
+                page.screenshot(path=str(OUTPUT / "failure.png"))
+            raise
         finally:
             browser.close()
 

@@ -10,6 +10,7 @@ the environment a Dagster process would see.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -102,7 +103,8 @@ def dagster_environment(tmp: Path) -> dict[str, str]:
         "DBT_PROFILES_DIR": os.environ.get("TH_DEV_PROJECT_DIR", str(ROOT)),  # DEVONLY
         "DAGSTER_HOME": str(home),
         "TRACKHOUSE_LANDING_DIR": str(tmp / "landing"),
-        "TRACKHOUSE_LANDING_SETTLE_SECONDS": "5",
+        # Long enough that a file written during a test stays "being written".
+        "TRACKHOUSE_LANDING_SETTLE_SECONDS": "120",
         "TRACKHOUSE_LOCK_TIMEOUT": "60",
     }
 
@@ -136,12 +138,15 @@ def test_dbt_arguments_are_built_from_the_run_config() -> None:
     from orchestration.dbt_cli import dbt_build_args, marts_selection, parse_vars
     from trackhouse.errors import ConfigError
 
-    assert dbt_build_args() == ["build"]
-    assert dbt_build_args(full_refresh=True) == ["build", "--full-refresh"]
+    no_unit_tests = ["--exclude-resource-type", "unit_test"]
+    assert dbt_build_args() == ["build", *no_unit_tests]
+    assert dbt_build_args(unit_tests=True) == ["build"]
+    assert dbt_build_args(full_refresh=True, unit_tests=True) == ["build", "--full-refresh"]
     vars = parse_vars("{window_days: 14, report_timezone: Europe/Amsterdam}")
     assert vars == {"window_days": 14, "report_timezone": "Europe/Amsterdam"}
     assert dbt_build_args(vars=vars) == [
         "build",
+        *no_unit_tests,
         "--vars",
         '{"report_timezone": "Europe/Amsterdam", "window_days": 14}',
     ]
@@ -206,6 +211,23 @@ def test_landing_files_cursor_and_settling() -> None:
     assert parse_cursor(None) == {} and parse_cursor("not json") == {}
 
 
+def test_translator_keys_and_groups() -> None:
+    from orchestration.transform import group_for, source_asset_key
+
+    source = {"resource_type": "source", "source_name": "trackhouse_raw", "name": "users"}
+    assert source_asset_key(source) == dg.AssetKey(["raw", "users"])
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match=r"crm\.contacts has no ingestion"):
+        source_asset_key({"resource_type": "source", "source_name": "crm", "name": "contacts"})
+    assert group_for(source) == "ingestion"
+    assert group_for({"resource_type": "seed", "fqn": ["trackhouse", "bot_user_agents"]}) == "seeds"
+    model = {"resource_type": "model"}
+    assert group_for({**model, "fqn": ["trackhouse", "staging", "stg_events"]}) == "staging"
+    intermediate = ["trackhouse", "intermediate", "activity", "int_users_resolved"]
+    assert group_for({**model, "fqn": intermediate}) == "intermediate"
+    mart = ["trackhouse", "marts", "attribution", "conversion_attribution"]
+    assert group_for({**model, "fqn": mart}) == "attribution"
+
+
 def test_markdown_tables_and_time_columns() -> None:
     from orchestration.metadata import markdown_table, time_column
 
@@ -253,6 +275,23 @@ def test_environment_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> 
         load_environment({"TRACKHOUSE_LANDING_SETTLE_SECONDS": "soon"})
 
 
+@pytest.mark.parametrize("target", ["duckdb", "postgres"])
+def test_resources_follow_the_target(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """One switch, TRACKHOUSE_TARGET, moves dbt and the loader together."""
+    from orchestration.environment import build_resources, load_environment
+
+    monkeypatch.setenv("TRACKHOUSE_PROJECT_DIR", str(ROOT))
+    monkeypatch.setenv("TRACKHOUSE_TARGET", target)
+    resources = build_resources(load_environment({}))
+    assert resources["dbt"].target == target
+    settings = resources["warehouse"].settings()
+    assert settings.target == target
+    assert settings.sqlalchemy_url.startswith("duckdb" if target == "duckdb" else "postgresql")
+    with resources["warehouse"].dbt_environment():
+        assert os.environ["TRACKHOUSE_TARGET"] == target
+    assert resources["landing"].directory == ROOT / "data" / "landing"
+
+
 # -- the definitions ------------------------------------------------------------
 
 
@@ -286,14 +325,16 @@ def test_definitions_load_as_one_graph(dagster_env: DagsterEnv) -> None:
     # Every dbt model is an asset; staging reads the raw assets only.
     models = _models(manifest)
     assert {dg.AssetKey([name]) for name in models} <= keys
-    for name, node in models.items():
+    for name in models:
         parents = graph.get(dg.AssetKey([name])).parent_keys
         if name.startswith("stg_"):
             assert parents and parents <= raw_keys, name
             assert graph.get(dg.AssetKey([name])).group_name == "staging"
 
     # Every mart hangs under ingestion: one graph from the raw files.
-    marts = {n for n, node in models.items() if node["original_file_path"].startswith("models/marts/")}
+    marts = {
+        n for n, node in models.items() if node["original_file_path"].startswith("models/marts/")
+    }
     assert marts
     for mart in marts:
         upstream = dg.AssetSelection.assets(mart).upstream().resolve(graph)
@@ -307,6 +348,8 @@ def test_definitions_load_as_one_graph(dagster_env: DagsterEnv) -> None:
     checks = graph.asset_check_keys
     assert dg.AssetCheckKey(dg.AssetKey(["stg_events"]), "unique_stg_events_event_id") in checks
     assert dg.AssetCheckKey(dg.AssetKey(["raw", "rejected"]), "no_rejected_lines") in checks
+    source_test = "source_unique_trackhouse_raw_events_message_id"
+    assert dg.AssetCheckKey(dg.AssetKey(["raw", "events"]), source_test) in checks
 
     # Ingestion and dbt share the warehouse pool.
     dbt_def = defs.resolve_assets_def(dg.AssetKey(["activity_hourly"]))
@@ -321,6 +364,8 @@ def test_every_spec_mart_is_an_asset(dagster_env: DagsterEnv) -> None:
 
 
 def test_schedules_and_sensor(dagster_env: DagsterEnv) -> None:
+    from orchestration.project import marts_by_area
+
     defs = dagster_env.defs
     graph = defs.resolve_asset_graph()
     hourly = defs.resolve_schedule_def("hourly_activity_attribution")
@@ -334,19 +379,16 @@ def test_schedules_and_sensor(dagster_env: DagsterEnv) -> None:
         job = defs.resolve_job_def(job_name)
         return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
 
-    by_area: dict[str, set[str]] = {}
-    for name, node in _models(dagster_env.manifest).items():
-        parts = node["original_file_path"].split("/")
-        if parts[1] == "marts":
-            by_area.setdefault(parts[2], set()).add(name)
+    by_area = marts_by_area(dagster_env.manifest)
     hourly_assets = selected(hourly.job_name)
     assert by_area["activity"] | by_area["attribution"] <= hourly_assets
-    assert "stg_events" in hourly_assets  # upstream of the marts comes along
+    for name in hourly_assets:  # everything upstream of the marts comes along
+        parents = graph.get(dg.AssetKey([name])).parent_keys
+        assert {p.to_user_string() for p in parents if p.path[0] != "raw"} <= hourly_assets
+    assert any(name.startswith("stg_") for name in hourly_assets)
     assert not by_area.get("statistics", set()) & hourly_assets
     daily_assets = selected(daily.job_name)
-    dbt_keys = {
-        k.to_user_string() for k in graph.get_all_asset_keys() if k.path[0] != "raw"
-    }
+    dbt_keys = {k.to_user_string() for k in graph.get_all_asset_keys() if k.path[0] != "raw"}
     assert daily_assets == dbt_keys  # statistics included
 
     sensor = defs.resolve_sensor_def("landing_sensor")
@@ -383,7 +425,7 @@ def test_landing_sensor_loads_each_file_once(dagster_env: DagsterEnv) -> None:
         identify("2024-05-01T10:05:00Z", "sensor-user", anonymous_id="s-a"),
     ]
     first = dagster_env.write("2024/05/first.ndjson", events, landing)
-    _age(first, 60)
+    _age(first, 600)
     dagster_env.write(".hidden.ndjson", events, landing)
     dagster_env.write("copying.ndjson.part", events, landing)
     (landing / "README.txt").write_text("not data")
@@ -415,7 +457,7 @@ def test_landing_sensor_loads_each_file_once(dagster_env: DagsterEnv) -> None:
     assert [r.run_key for r in _tick(dagster_env.defs, None)[0]] == [request.run_key]
 
     # The fresh file once it has settled; then a file that grew is loaded again.
-    _age(fresh, 30)
+    _age(fresh, 300)
     requests, cursor = _tick(dagster_env.defs, cursor)
     assert [r.run_config["ops"]["raw_files"]["config"]["paths"] for r in requests] == [
         [str(fresh.resolve())]
@@ -423,7 +465,7 @@ def test_landing_sensor_loads_each_file_once(dagster_env: DagsterEnv) -> None:
     with open(first, "ab") as f:
         f.write(orjson.dumps(page("2024-05-03T10:00:00Z", "https://x.example/", user_id="u")))
         f.write(b"\n")
-    _age(first, 20)
+    _age(first, 200)
     requests, cursor = _tick(dagster_env.defs, cursor)
     assert [r.tags["trackhouse/file"] for r in requests] == [str(first.resolve())]
     assert requests[0].run_key != request.run_key
@@ -447,7 +489,11 @@ def test_a_failing_file_is_reported_with_the_loaders_reasons(dagster_env: Dagste
     job = dagster_env.defs.resolve_job_def("load_landing_file")
     with dagster_env.instance() as instance:
         result = job.execute_in_process(
-            run_config={"ops": {"raw_files": {"config": {"paths": [str(partial), str(garbage), str(missing)]}}}},
+            run_config={
+                "ops": {
+                    "raw_files": {"config": {"paths": [str(partial), str(garbage), str(missing)]}}
+                }
+            },
             instance=instance,
             raise_on_error=False,
         )
@@ -470,9 +516,10 @@ def test_a_failing_file_is_reported_with_the_loaders_reasons(dagster_env: Dagste
     materialized = {m.asset_key: m for m in result.asset_materializations_for_node("raw_files")}
     events_meta = materialized[dg.AssetKey(["raw", "events"])].metadata
     assert (events_meta["received"].value, events_meta["accepted"].value) == (5, 2)
-    assert "malformed JSON" in materialized[dg.AssetKey(["raw", "rejected"])].metadata[
-        "rejection reasons"
-    ].value
+    assert (
+        "malformed JSON"
+        in materialized[dg.AssetKey(["raw", "rejected"])].metadata["rejection reasons"].value
+    )
 
 
 # -- one writer, and everything for real ------------------------------------------------
@@ -551,8 +598,17 @@ def test_everything_materializes_and_writers_take_turns(dagster_env: DagsterEnv)
         thread.start()
         # 2. A separate process loads another file, as a launched run would.
         loader = subprocess.Popen(
-            [str(BIN / "dagster"), "job", "execute", "-m", "orchestration.definitions",
-             "-j", "load_landing_file", "-c", str(config)],
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "orchestration.definitions",
+                "-j",
+                "load_landing_file",
+                "-c",
+                str(config),
+            ],
             cwd=dagster_env.tmp,
             env={**os.environ, **dagster_env.env},
             stdout=subprocess.PIPE,
@@ -573,7 +629,9 @@ def test_everything_materializes_and_writers_take_turns(dagster_env: DagsterEnv)
         assert loader.returncode == 0, output[-4000:]
         assert "error" not in outcome, outcome.get("error")
         result = outcome["result"]
-        assert result.success, [e.message for e in result.all_events if "FAILURE" in e.event_type_value]
+        assert result.success, [
+            e.message for e in result.all_events if "FAILURE" in e.event_type_value
+        ]
         assert instance.get_run_by_id(launched).status == dg.DagsterRunStatus.SUCCESS
 
         # The three warehouse steps ran one after the other, never at the same time.
@@ -584,12 +642,12 @@ def test_everything_materializes_and_writers_take_turns(dagster_env: DagsterEnv)
                 _step_window(instance, in_process, "trackhouse_dbt"),
             ]
         )
-        for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(windows):
             assert end <= start, windows
 
     # The marts hold the demo data.
     assert dagster_env.count('"trackhouse_raw"."events"') > 1000
-    assert dagster_env.count("\"trackhouse_raw\".\"users\" where user_id = 'late-user'") == 1
+    assert dagster_env.count('"trackhouse_raw"."users" where user_id = \'late-user\'') == 1
     models = _models(dagster_env.manifest)
     for mart in sorted(SPEC_MARTS & set(models)):
         assert dagster_env.count(f'"main"."{mart}"') > 0, mart
@@ -611,5 +669,12 @@ def test_everything_materializes_and_writers_take_turns(dagster_env: DagsterEnv)
     ].value.splitlines()
     assert campaigns[0] == "| utm_source | utm_campaign | conversions |"
     assert len(campaigns) >= 3 and "(no rows)" not in campaigns[2]
+    # dbt tests ran as asset checks, the raw tables' source tests included; none failed
+    # at ERROR severity (a run with one fails: dbt exits non-zero).
     checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    assert any(c.asset_key == dg.AssetKey(["raw", "events"]) for c in checks)
+    assert any(c.asset_key == dg.AssetKey(["activity_hourly"]) for c in checks)
+    errors = [
+        c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    assert not errors

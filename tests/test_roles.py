@@ -178,6 +178,15 @@ def test_init_roles_creates_three_roles_and_is_idempotent(deployment: Deployment
 
 
 @needs_postgres
+def test_only_an_admin_may_create_the_roles(deployment: Deployment) -> None:
+    reader = as_role(deployment.pg, deployment.dbname, deployment.tmp / "reader", READER)
+    done = reader.cli("init", "--roles", check=False)
+    assert done.returncode == 2
+    assert "'trackhouse_reader' may not create roles" in done.stderr
+    assert "TRACKHOUSE_PG_USER=postgres" in done.stderr
+
+
+@needs_postgres
 def test_the_writer_loads_files_and_nothing_else(deployment: Deployment) -> None:
     first, second = (json.loads(out)[0] for out in deployment.load_outputs)
     assert (first["accepted"], first["rejected"], first["duplicates"]) == (len(EVENTS), 1, 0)
@@ -237,6 +246,21 @@ def test_the_reader_can_run_the_queries(deployment: Deployment, args: list[str])
     assert json.loads(as_reader) == json.loads(
         deployment.admin.cli("query", *args, "--format", "json").stdout
     )
+
+
+@needs_postgres
+@pytest.mark.skipif(
+    "trackhouse.query.statistics" not in {m.__name__ for m in QUERY_MODULES},
+    reason="no trackhouse.query.statistics module",
+)
+def test_the_reader_gets_the_list_of_metrics_for_an_unknown_one(deployment: Deployment) -> None:
+    """The helpful error lists the registered metrics (the metric registry seed)."""
+    args = ["query", "statistics", "--metric", "nope.nothing", "--period", "day"]
+    reader = as_role(deployment.pg, deployment.dbname, deployment.tmp / "reader", READER)
+    as_reader = reader.cli(*args, check=False)
+    as_admin = deployment.admin.cli(*args, check=False)
+    assert (as_reader.returncode, as_reader.stderr) == (as_admin.returncode, as_admin.stderr)
+    assert "users.user_count" in as_reader.stderr
 
 
 @needs_postgres

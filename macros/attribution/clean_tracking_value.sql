@@ -6,6 +6,9 @@
     separate step (trackhouse.url_decode) because context.campaign values
     arrive decoded. Dispatched only because the two regex engines spell
     Unicode code points differently (RE2: \x{200B}, PostgreSQL: \u200B).
+    Most values are already clean (printable ASCII words with single spaces):
+    one cheap match lets them skip the two Unicode regex replacements, which
+    halves the cost of cleaning on DuckDB.
 #}
 {% macro clean_tracking_value(expr) -%}
     {{ return(adapter.dispatch('clean_tracking_value', 'trackhouse')(expr)) }}
@@ -14,20 +17,26 @@
 {% macro default__clean_tracking_value(expr) -%}
     {%- set non_printable = _code_point_class(_non_printable_ranges(), '\\u%04X', '\\U%08X') -%}
     {%- set whitespace = _code_point_class(_whitespace_ranges(), '\\u%04X', '\\U%08X') -%}
-    nullif(trim(regexp_replace(
-        regexp_replace({{ expr }}, '{{ non_printable }}', '', 'g'),
-        '{{ whitespace }}+', ' ', 'g'
-    )), '')
+    case
+        when {{ expr }} ~ '^[!-~]+( [!-~]+)*$' then {{ expr }}
+        else nullif(trim(regexp_replace(
+            regexp_replace({{ expr }}, '{{ non_printable }}', '', 'g'),
+            '{{ whitespace }}+', ' ', 'g'
+        )), '')
+    end
 {%- endmacro %}
 
 {% macro duckdb__clean_tracking_value(expr) -%}
     {#- DuckDB strings can hold NUL (url_decode('%00') makes one): remove it too. -#}
     {%- set non_printable = _code_point_class([[0, 0]] + _non_printable_ranges(), '\\x{%X}', '\\x{%X}') -%}
     {%- set whitespace = _code_point_class(_whitespace_ranges(), '\\x{%X}', '\\x{%X}') -%}
-    nullif(trim(regexp_replace(
-        regexp_replace({{ expr }}, '{{ non_printable }}', '', 'g'),
-        '{{ whitespace }}+', ' ', 'g'
-    )), '')
+    case
+        when regexp_full_match({{ expr }}, '[!-~]+( [!-~]+)*') then {{ expr }}
+        else nullif(trim(regexp_replace(
+            regexp_replace({{ expr }}, '{{ non_printable }}', '', 'g'),
+            '{{ whitespace }}+', ' ', 'g'
+        )), '')
+    end
 {%- endmacro %}
 
 {#- Whitespace as Python's str.isspace: kept as (collapsed) spaces. -#}

@@ -2,17 +2,27 @@
     The raw (still URL-encoded) value of the query-string parameter `name`:
     names are case-sensitive and a repeated parameter gives its LAST value;
     null when the parameter is absent or empty.
-    PostgreSQL: a regex whose greedy '^.*' reaches the last occurrence.
-    DuckDB: the same regex is slow there (RE2 cannot use its fast engine for
-    a capture after '^.*': 18 s for 12 parameters of 1M URLs), so the query
-    string is split on '&' and the last 'name=' pair taken (1 s).
+    No regex: a capture after a greedy '^.*' (the regex way to the last
+    occurrence) costs 18 s for 12 parameters of 1M URLs in DuckDB and 3.5 us
+    a value in PostgreSQL. DuckDB splits the query string on '&' and takes the
+    last 'name=' pair (1 s). PostgreSQL checks that '&name=' occurs at all
+    (most parameters do not), then finds its last occurrence by searching the
+    reversed string, and takes the text up to the next '&'.
 #}
 {% macro query_parameter(query_expr, name) -%}
     {{ return(adapter.dispatch('query_parameter', 'trackhouse')(query_expr, name)) }}
 {%- endmacro %}
 
 {% macro default__query_parameter(query_expr, name) -%}
-    {{ trackhouse.regex_group(query_expr, '^.*(?:^|&)' ~ name ~ '=([^&]*)') }}
+    {%- set query = "('&' || " ~ query_expr ~ ")" -%}
+    case
+        when strpos({{ query }}, '&{{ name }}=') > 0
+            then nullif(split_part(
+                substr({{ query }}, length({{ query }}) - strpos(reverse({{ query }}), '={{ name | reverse }}&') + 2),
+                '&',
+                1
+            ), '')
+    end
 {%- endmacro %}
 
 {% macro duckdb__query_parameter(query_expr, name) -%}

@@ -11,8 +11,9 @@
     and read back as UTF-8 — after a regex check that they are well-formed
     UTF-8, because convert_from raises otherwise. %00 becomes nothing: text
     cannot hold a NUL byte in PostgreSQL, and non-printable characters are
-    removed from tracking values afterwards anyway. Values without a '%' skip
-    the work.
+    removed from tracking values afterwards anyway. Values without a '%', or
+    whose only escape is %20, skip the work (every '%20' in a value is an
+    escape: '%' cannot be a hex digit of an earlier one).
 #}
 {% macro url_decode(expr) -%}
     {{ return(adapter.dispatch('url_decode', 'trackhouse')(expr)) }}
@@ -21,6 +22,9 @@
 {% macro default__url_decode(expr) -%}
     case
         when strpos({{ expr }}, '%') = 0 then replace({{ expr }}, '+', ' ')
+        {# the most common escape alone (summer%20sale) needs no subquery #}
+        when strpos(replace({{ expr }}, '%20', ''), '%') = 0
+            then replace(replace({{ expr }}, '+', ' '), '%20', ' ')
         else coalesce((
             select
                 case

@@ -193,10 +193,10 @@ tracker_objects as (
 
 {%- if incremental %}
 
+{# Only the `day` rows are needed (to compare and for the last date), when day is tracked. #}
 tracker_stored as (
     select
         {{ 'cast(object_id as ' ~ dbt.type_string() ~ ')' if by_object else "cast('' as " ~ dbt.type_string() ~ ")" }} as object_id,
-        period,
         date as stored_date,
         value as stored_value
     from {{ stored }} as stored_rows
@@ -205,6 +205,9 @@ tracker_stored as (
         and metric = '{{ metric_ref }}'
         {%- if by_object %}
         and object_type = '{{ object_type }}'
+        {%- endif %}
+        {%- if 'day' in periods %}
+        and period = 'day'
         {%- endif %}
 ),
 
@@ -215,18 +218,16 @@ tracker_stored as (
 #}
 tracker_changes as (
     {%- if 'day' in periods %}
-    select min(coalesce(fresh.fact_date, stored_days.stored_date)) as changed_date
+    select min(coalesce(fresh.fact_date, tracker_stored.stored_date)) as changed_date
     from tracker_daily as fresh
-    full outer join (
-        select * from tracker_stored where period = 'day'
-    ) as stored_days
+    full outer join tracker_stored
         on
-            fresh.object_id = stored_days.object_id
-            and fresh.fact_date = stored_days.stored_date
+            fresh.object_id = tracker_stored.object_id
+            and fresh.fact_date = tracker_stored.stored_date
     where
-        stored_days.stored_date is null
-        or (fresh.fact_date is null and stored_days.stored_value <> 0)
-        or fresh.day_value <> stored_days.stored_value
+        tracker_stored.stored_date is null
+        or (fresh.fact_date is null and tracker_stored.stored_value <> 0)
+        or fresh.day_value <> tracker_stored.stored_value
     {%- else %}
     {#- Without `day` there is nothing cheap to compare: lookback_days only. #}
     select cast(null as date) as changed_date

@@ -102,8 +102,21 @@ def create_roles(settings: Settings | None = None) -> list[str]:
     q = engine.dialect.identifier_preparer.quote
     mart = q(settings.mart_schema)
     lines: list[str] = []
+    user = settings.output.get("user")
     try:
         with engine.begin() as conn:
+            # A GRANT without the right to give it only warns: check the user up front.
+            may = conn.execute(
+                sa.text(
+                    "select rolsuper or rolcreaterole from pg_roles where rolname = current_user"
+                )
+            ).scalar_one()
+            if not may:
+                raise TrackhouseError(
+                    f"the PostgreSQL user {user!r} may not create roles (it is neither a "
+                    "superuser nor CREATEROLE); run `trackhouse init --roles` as a superuser, "
+                    "e.g. TRACKHOUSE_PG_USER=postgres."
+                )
             dbname = q(conn.execute(sa.text("select current_database()")).scalar_one())
             for role in ROLES:
                 created = _create_role(conn, q, role)
@@ -122,7 +135,6 @@ def create_roles(settings: Settings | None = None) -> list[str]:
                 "where dbt runs (existing marts: after the next build)"
             )
     except sa.exc.ProgrammingError as exc:
-        user = settings.output.get("user")
         raise TrackhouseError(
             f"the PostgreSQL user {user!r} may not create roles or grant on "
             f"{settings.raw_schema}/{settings.mart_schema}: {exc.orig}; run "

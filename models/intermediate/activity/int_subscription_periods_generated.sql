@@ -14,11 +14,17 @@ subscriptions as (
 ),
 
 period_kinds as (
-    select 'month' as period_kind, 1 as months_per_period
+    select
+        'month' as period_kind,
+        1 as months_per_period
     union all
-    select 'quarter' as period_kind, 3 as months_per_period
+    select
+        'quarter' as period_kind,
+        3 as months_per_period
     union all
-    select 'year' as period_kind, 12 as months_per_period
+    select
+        'year' as period_kind,
+        12 as months_per_period
 ),
 
 report_end as (

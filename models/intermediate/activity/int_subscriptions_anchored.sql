@@ -23,11 +23,11 @@ site as (
         cast(null as {{ dbt.type_string() }}) as account_id,
         cast('{{ var("subscription_start") }}' as date) as subscription_start_date
     {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as account_id,
-        min({{ trackhouse.report_date('joined_at') }}) as subscription_start_date
-    from users
-    having count(*) > 0
+        select
+            cast(null as {{ dbt.type_string() }}) as account_id,
+            min({{ trackhouse.report_date('joined_at') }}) as subscription_start_date
+        from users
+        having count(*) > 0
     {%- endif %}
 ),
 

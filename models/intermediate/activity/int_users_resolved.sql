@@ -26,11 +26,21 @@ activity_hourly as (
    (first_active_at) in a quarter of the rows of the raw events. API calls that
    are not activity (record_user, record_account) are the trait statements. #}
 sightings as (
-    select user_id, first_active_at as seen_at from activity_hourly
+    select
+        user_id,
+        first_active_at as seen_at
+    from activity_hourly
     union all
-    select user_id, stated_at as seen_at from user_traits
+    select
+        user_id,
+        stated_at as seen_at
+    from user_traits
     union all
-    select user_id, stated_at as seen_at from account_traits where user_id is not null
+    select
+        user_id,
+        stated_at as seen_at
+    from account_traits
+    where user_id is not null
 ),
 
 first_seen as (
@@ -67,11 +77,21 @@ active_ranked as (
 {# Membership is stated by identify traits.account_id / record_user(account_id=...)
    and by group calls; the latest statement from either wins. #}
 memberships as (
-    select user_id, account_id, stated_at, received_at, event_id
+    select
+        user_id,
+        account_id,
+        stated_at,
+        received_at,
+        event_id
     from user_traits
     where account_id is not null
     union all
-    select user_id, account_id, stated_at, received_at, event_id
+    select
+        user_id,
+        account_id,
+        stated_at,
+        received_at,
+        event_id
     from account_traits
     where user_id is not null
 ),

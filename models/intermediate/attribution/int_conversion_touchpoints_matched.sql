@@ -5,7 +5,11 @@
     vars). The lower bound is inclusive, so a window of 0 days leaves
     nothing eligible. Touchpoints are numbered per conversion in the order
     (touched_at, touchpoint_id): ties are broken by id, deterministically.
+    A table, not a view: conversion_attribution and attribution_credits (four
+    times) both read it, and the range join is the expensive part.
 #}
+{{ config(materialized='table') }}
+
 with
 
 conversions as (

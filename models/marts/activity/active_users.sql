@@ -71,21 +71,21 @@ active as (
         activity_date as period_start_date,
         count(*) as active_users
     from activity_days
-    group by activity_date
+    group by 1, 2
     union all
     select
         'week' as grain,
         cast({{ dbt.date_trunc('week', 'activity_date') }} as date) as period_start_date,
         count(distinct user_id) as active_users
     from activity_days
-    group by 2
+    group by 1, 2
     union all
     select
         'month' as grain,
         cast({{ dbt.date_trunc('month', 'activity_date') }} as date) as period_start_date,
         count(distinct user_id) as active_users
     from activity_days
-    group by 2
+    group by 1, 2
 ),
 
 final as (

@@ -27,44 +27,44 @@ activity as (
 
 {% if is_incremental() %}
 
-previous_build as (
-    select
-        max(hour_start) as latest_hour_start,
-        max(last_received_at) as last_received_at
-    from {{ this }}
-),
-
-late_arrivals as (
-    select min(activity.active_at) as earliest_active_at
-    from activity
-    cross join previous_build
-    where activity.received_at > previous_build.last_received_at
-),
-
-reprocess_window as (
-    select
-        case
-            when late_arrivals.earliest_active_at < lookback.lookback_start
-                then {{ dbt.date_trunc('hour', 'late_arrivals.earliest_active_at') }}
-            else lookback.lookback_start
-        end as window_start
-    from (
+    previous_build as (
         select
-            {{ dbt.dateadd('day', -1 * var('lookback_days', 3), 'latest_hour_start') }}
-            as lookback_start
-        from previous_build
-    ) as lookback
-    cross join late_arrivals
-),
+            max(hour_start) as latest_hour_start,
+            max(last_received_at) as last_received_at
+        from {{ this }}
+    ),
 
-activity_in_window as (
-    select activity.*
-    from activity
-    cross join reprocess_window
-    where
-        reprocess_window.window_start is null
-        or activity.active_at >= reprocess_window.window_start
-),
+    late_arrivals as (
+        select min(activity.active_at) as earliest_active_at
+        from activity
+        cross join previous_build
+        where activity.received_at > previous_build.last_received_at
+    ),
+
+    reprocess_window as (
+        select
+            case
+                when late_arrivals.earliest_active_at < lookback.lookback_start
+                    then {{ dbt.date_trunc('hour', 'late_arrivals.earliest_active_at') }}
+                else lookback.lookback_start
+            end as window_start
+        from (
+            select
+                {{ dbt.dateadd('day', -1 * var('lookback_days', 3), 'latest_hour_start') }}
+                    as lookback_start
+            from previous_build
+        ) as lookback
+        cross join late_arrivals
+    ),
+
+    activity_in_window as (
+        select activity.*
+        from activity
+        cross join reprocess_window
+        where
+            reprocess_window.window_start is null
+            or activity.active_at >= reprocess_window.window_start
+    ),
 
 {% else %}
 

@@ -45,7 +45,7 @@ month_offsets as (
         first_month_start,
         {{ trackhouse.expand_series(
             0, dbt.datediff('first_month_start', trackhouse.as_of_date(), 'month')) }}
-        as month_offset
+            as month_offset
     from first_month
     where first_month_start is not null
 ),
@@ -60,9 +60,9 @@ months as (
     from (
         select
             {{ trackhouse.add_months_clamped('first_month_start', 'month_offset') }}
-            as period_start_date,
+                as period_start_date,
             {{ trackhouse.add_months_clamped('first_month_start', 'month_offset + 1') }}
-            as next_month_start
+                as next_month_start
         from month_offsets
     ) as month_bounds
 ),

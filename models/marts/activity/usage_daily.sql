@@ -27,7 +27,7 @@ day_offsets as (
         subscription_start_date,
         {{ trackhouse.expand_series(
             0, dbt.datediff('subscription_start_date', trackhouse.as_of_date(), 'day')) }}
-        as day_offset
+            as day_offset
     from subscriptions
 ),
 
@@ -35,14 +35,14 @@ days as (
     select
         usage_date,
         {{ trackhouse.months_between_clamped('subscription_start_date', 'usage_date') }}
-        as month_offset,
+            as month_offset,
         {{ trackhouse.local_midnight('usage_date') }} as period_start,
         {{ trackhouse.local_midnight(dbt.dateadd('day', 1, 'usage_date')) }} as period_end
     from (
         select
             subscription_start_date,
             cast({{ dbt.dateadd('day', 'day_offset', 'subscription_start_date') }} as date)
-            as usage_date
+                as usage_date
         from day_offsets
     ) as dated
 ),
@@ -81,11 +81,11 @@ final as (
         days.period_start,
         days.period_end,
         cast({{ trackhouse.subscription_label('days.month_offset', "'month'") }} as {{ dbt.type_string() }})
-        as month_label,
+            as month_label,
         cast({{ trackhouse.subscription_label('days.month_offset', "'quarter'") }} as {{ dbt.type_string() }})
-        as quarter_label,
+            as quarter_label,
         cast({{ trackhouse.subscription_label('days.month_offset', "'year'") }} as {{ dbt.type_string() }})
-        as year_label,
+            as year_label,
         cast(sum(coalesce(joins_by_day.joined_users, 0)) over (
             order by days.usage_date rows between unbounded preceding and current row
         ) as bigint) as registered_users,

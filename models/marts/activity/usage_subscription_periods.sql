@@ -77,7 +77,7 @@ member_months as (
         activity_days.user_id,
         {{ trackhouse.months_between_clamped(
             'subscriptions.subscription_start_date', 'activity_days.activity_date') }}
-        as month_offset
+            as month_offset
     from activity_days
     inner join subscription_members
         on activity_days.user_id = subscription_members.user_id
@@ -89,7 +89,10 @@ member_months as (
 ),
 
 period_kinds as (
-    select distinct period_kind, months_per_period from periods
+    select distinct
+        period_kind,
+        months_per_period
+    from periods
 ),
 
 active as (

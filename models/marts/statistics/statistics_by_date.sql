@@ -38,12 +38,9 @@ recorded as (
 
 {%- if is_incremental() %}
 
-previous as (
-    select * from {{ this }}
-),
-
-{# What the trackers compare their fresh daily values with: a stored value that a
-   recorded statistic overrode says nothing about the computation, so it is null. #}
+{# What the trackers compare their fresh daily values with (they read only `day`
+   rows): a stored value that a recorded statistic overrode says nothing about the
+   computation, so it is null. #}
 stored as (
     select
         previous.domain,
@@ -51,12 +48,13 @@ stored as (
         previous.period,
         previous.date,
         case when recorded.value is null then previous.value end as value
-    from previous
+    from {{ this }} as previous
     left join recorded
         on
             previous.metric = recorded.metric
             and previous.period = recorded.period
             and previous.date = recorded.date
+    where previous.period = 'day'
 ),
 
 recorded_changes as (
@@ -65,7 +63,7 @@ recorded_changes as (
         recorded.metric,
         min(recorded.date) as changed_date
     from recorded
-    left join previous
+    left join {{ this }} as previous
         on
             recorded.metric = previous.metric
             and recorded.period = previous.period
@@ -163,9 +161,9 @@ merged as (
 
 final as (
     select
-        cast(domain as {{ dbt.type_string() }}) as domain,
-        cast(metric as {{ dbt.type_string() }}) as metric,
-        cast(period as {{ dbt.type_string() }}) as period,
+        cast(domain as varchar) as domain,
+        cast(metric as varchar) as metric,
+        cast(period as varchar) as period,
         cast(date as date) as date,
         cast(value as numeric(38, 6)) as value
     from merged

@@ -41,12 +41,9 @@ recorded as (
 
 {%- if is_incremental() %}
 
-previous as (
-    select * from {{ this }}
-),
-
-{# What the trackers compare their fresh daily values with: a stored value that a
-   recorded statistic overrode says nothing about the computation, so it is null. #}
+{# What the trackers compare their fresh daily values with (they read only `day`
+   rows): a stored value that a recorded statistic overrode says nothing about the
+   computation, so it is null. #}
 stored as (
     select
         previous.domain,
@@ -56,7 +53,7 @@ stored as (
         previous.object_type,
         previous.object_id,
         case when recorded.value is null then previous.value end as value
-    from previous
+    from {{ this }} as previous
     left join recorded
         on
             previous.metric = recorded.metric
@@ -64,6 +61,7 @@ stored as (
             and previous.date = recorded.date
             and previous.object_type = recorded.object_type
             and previous.object_id = recorded.object_id
+    where previous.period = 'day'
 ),
 
 recorded_changes as (
@@ -72,7 +70,7 @@ recorded_changes as (
         recorded.metric,
         min(recorded.date) as changed_date
     from recorded
-    left join previous
+    left join {{ this }} as previous
         on
             recorded.metric = previous.metric
             and recorded.period = previous.period
@@ -180,12 +178,12 @@ merged as (
 
 final as (
     select
-        cast(domain as {{ dbt.type_string() }}) as domain,
-        cast(metric as {{ dbt.type_string() }}) as metric,
-        cast(period as {{ dbt.type_string() }}) as period,
+        cast(domain as varchar) as domain,
+        cast(metric as varchar) as metric,
+        cast(period as varchar) as period,
         cast(date as date) as date,
-        cast(object_type as {{ dbt.type_string() }}) as object_type,
-        cast(object_id as {{ dbt.type_string() }}) as object_id,
+        cast(object_type as varchar) as object_type,
+        cast(object_id as varchar) as object_id,
         cast(value as numeric(38, 6)) as value
     from merged
 )

@@ -1,0 +1,456 @@
+"""Statistics (SPEC 2.5): the built-in metrics, incremental runs, recorded statistics,
+a user's own metric, and the query API / CLI — checked against counts done in Python.
+
+The expected values are computed here from the events themselves (distinct keys
+per window, in the report time zone), independently of the SQL.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from factories import identify, page, statistic, track
+from trackhouse.engine import ensure_schema, get_engine
+from trackhouse.loader import load_files
+from trackhouse.query.statistics import statistics
+
+TZ = ZoneInfo("Europe/Amsterdam")
+WINDOWS = {"day": 1, "week": 7, "days_28": 28, "month": 30, "lifetime": None}
+MARTS = ("statistics_by_date", "statistics_by_date_and_object")
+SELECT = ("+statistics_by_date", "+statistics_by_date_and_object", "trackhouse_metrics")
+# Unit tests run once, in the main scenario; data tests only when all their parents are
+# built here (other marts' tests are theirs).
+NO_UNIT_TESTS = ("--exclude", "test_type:unit", "--indirect-selection", "cautious")
+
+Facts = list[tuple[str, date, str | None, Decimal]]  # key, local date, object, value
+
+
+# -- the scenario -------------------------------------------------------------------
+def visit(at: str, user_id: str) -> dict[str, Any]:
+    """A page view of a signed-in user without tracking parameters: activity only."""
+    return page(at, "https://app.example/dashboard", user_id=user_id)
+
+
+def landing(at: str, source: str, path: str = "/", user_agent: str | None = None) -> dict:
+    return page(
+        at,
+        f"https://shop.example{path}?utm_source={source}",
+        anonymous_id=f"anon-{at}-{source}",
+        user_agent=user_agent,
+    )
+
+
+def conversion(at: str, conversion_id: str, event: str, **properties: Any) -> dict:
+    return track(
+        at, event, anonymous_id=f"anon-{conversion_id}", conversion_id=conversion_id, **properties
+    )
+
+
+FIRST_LOAD = [
+    # users: u2 joins at 23:30 UTC on Feb 1, which is Feb 2 in Amsterdam
+    identify("2024-02-01T09:00:00Z", "u1", created_at="2024-02-01T09:00:00Z", account_id="acme"),
+    identify("2024-02-01T23:30:00Z", "u2", created_at="2024-02-01T23:30:00Z", account_id="acme"),
+    identify("2024-02-15T12:00:00Z", "u3", created_at="2024-02-15T12:00:00Z", account_id="globex"),
+    identify("2024-03-01T12:00:00Z", "u4", created_at="2024-03-01T12:00:00Z"),
+    # activity
+    visit("2024-02-03T10:00:00Z", "u1"),
+    visit("2024-02-10T10:00:00Z", "u1"),
+    visit("2024-03-15T10:00:00Z", "u1"),
+    visit("2024-03-20T10:00:00Z", "u1"),
+    visit("2024-02-03T08:00:00Z", "u2"),
+    visit("2024-02-03T15:00:00Z", "u2"),
+    visit("2024-03-05T10:00:00Z", "u2"),
+    visit("2024-03-18T10:00:00Z", "u3"),
+    visit("2024-03-19T23:30:00Z", "u4"),  # Mar 20 in Amsterdam
+    # touchpoints; the bot and the /admin/ page are no touchpoints
+    landing("2024-02-05T10:00:00Z", "google"),
+    landing("2024-02-05T11:00:00Z", "google"),
+    landing("2024-03-10T10:00:00Z", "newsletter"),
+    landing("2024-03-10T11:00:00Z", "google", user_agent="Mozilla/5.0 (compatible; Googlebot/2.1)"),
+    landing("2024-03-12T10:00:00Z", "google", path="/admin/"),
+    # conversions: c4 is not confirmed, so not valid; c3 has no value
+    conversion("2024-02-05T12:00:00Z", "c1", "purchase", value=10.00, currency="EUR"),
+    conversion("2024-02-06T12:00:00Z", "c2", "purchase", value=5.50, currency="EUR"),
+    conversion("2024-03-10T12:00:00Z", "c3", "signup"),
+    conversion(
+        "2024-03-11T12:00:00Z", "c4", "purchase", value=20, currency="USD", is_confirmed=False
+    ),
+    conversion("2024-03-12T12:00:00Z", "c5", "purchase", value=7.25, currency="USD"),
+]
+
+# Arrives after the first build: events weeks in the past, a deactivation, recordings.
+SECOND_LOAD = [
+    identify("2024-02-05T10:00:00Z", "u5", created_at="2024-02-05T10:00:00Z", account_id="globex"),
+    visit("2024-02-20T10:00:00Z", "u1"),
+    visit("2024-03-21T10:00:00Z", "u3"),
+    landing("2024-02-20T10:00:00Z", "google"),
+    conversion("2024-03-21T09:00:00Z", "c2", "purchase", is_active=False),
+    statistic("2024-03-21T09:00:00Z", "users.user_count", 10, "day", "2024-03-01"),
+    statistic("2024-03-21T09:00:00Z", "twitter.follower_count", 500, "lifetime", "2024-03-21"),
+    statistic(
+        "2024-03-21T09:00:00Z",
+        "activity.active_users",
+        42,
+        "week",
+        "2024-03-15",
+        object_type="account",
+        object_id="acme",
+    ),
+]
+
+FIRST_VARS = {"report_timezone": "Europe/Amsterdam", "as_of": "2024-03-20"}
+SECOND_VARS = {"report_timezone": "Europe/Amsterdam", "as_of": "2024-03-22"}
+
+
+# -- the oracle: the same statistics computed in Python -------------------------------
+def local_date(timestamp: str) -> date:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(TZ).date()
+
+
+def builtin_facts(events: list[dict[str, Any]]) -> dict[str, Facts]:
+    """What each built-in metric counts, read straight from the events."""
+    accounts: dict[str, str | None] = {}
+    joined: dict[str, str] = {}
+    conversions: dict[str, dict[str, Any]] = {}
+    activity: set[tuple[str, date]] = set()
+    touchpoints: Facts = []
+    for e in sorted(events, key=lambda e: e["timestamp"]):
+        user = e.get("userId")
+        if user:
+            activity.add((user, local_date(e["timestamp"])))
+        if e["type"] == "identify":
+            joined.setdefault(user, e["traits"]["created_at"])
+            accounts[user] = e["traits"].get("account_id") or accounts.get(user)
+        elif e["type"] == "page" and "utm_source=" in e["context"]["page"]["url"]:
+            url = e["context"]["page"]["url"]
+            if "/admin/" in url or "bot" in e["context"].get("userAgent", "").lower():
+                continue
+            source = url.split("utm_source=")[1]
+            touchpoints.append((e["messageId"], local_date(e["timestamp"]), source, Decimal(1)))
+        elif e["type"] == "track":
+            props = e["properties"]
+            state = conversions.setdefault(
+                props["conversion_id"],
+                {"date": local_date(e["timestamp"]), "event": e["event"], "valid": True},
+            )
+            for flag in ("is_confirmed", "is_active"):
+                if props.get(flag) is False:
+                    state["valid"] = False
+            if "value" in props:
+                state["value"] = Decimal(str(props["value"])).quantize(Decimal("0.01"))
+                state["currency"] = props.get("currency", "EUR")
+    valid = {cid: c for cid, c in conversions.items() if c["valid"]}
+    return {
+        "users.user_count": [
+            (u, local_date(at), accounts.get(u), Decimal(1)) for u, at in joined.items()
+        ],
+        "activity.active_users": [(u, d, accounts.get(u), Decimal(1)) for u, d in activity],
+        "attribution.touchpoint_count": touchpoints,
+        "attribution.conversion_count": [
+            (cid, c["date"], c["event"], Decimal(1)) for cid, c in valid.items()
+        ],
+        "attribution.conversion_value": [
+            (cid, c["date"], c["currency"], c["value"]) for cid, c in valid.items() if "value" in c
+        ],
+    }
+
+
+def window_value(facts: Facts, period: str, day: date, summing: bool) -> Decimal:
+    days = WINDOWS[period]
+    inside = [f for f in facts if f[1] <= day and (days is None or f[1] > day - timedelta(days))]
+    if summing:
+        return sum((f[3] for f in inside), Decimal(0))
+    return Decimal(len({f[0] for f in inside}))
+
+
+def dates(first: date, last: date) -> Iterable[date]:
+    return (first + timedelta(n) for n in range((last - first).days + 1))
+
+
+def expected_rows(events: list[dict[str, Any]], as_of: date) -> tuple[dict, dict]:
+    """{(metric, period, date): value} by date and {(..., object_type, object_id): value}."""
+    object_types = {
+        "users.user_count": "account",
+        "activity.active_users": "account",
+        "attribution.touchpoint_count": "utm_source",
+        "attribution.conversion_count": "event",
+        "attribution.conversion_value": "currency",
+    }
+    by_date: dict[tuple, Decimal] = {}
+    by_object: dict[tuple, Decimal] = {}
+    for metric, facts in builtin_facts(events).items():
+        facts = [f for f in facts if f[1] <= as_of]
+        summing = metric.endswith("value")
+        if not facts:
+            continue
+        groups: dict[str, Facts] = defaultdict(list)
+        for f in facts:
+            if f[2] is not None:
+                groups[f[2]].append(f)
+        for period in WINDOWS:
+            for day in dates(min(f[1] for f in facts), as_of):
+                by_date[metric, period, day] = window_value(facts, period, day, summing)
+            for obj, obj_facts in groups.items():
+                for day in dates(min(f[1] for f in obj_facts), as_of):
+                    key = (metric, period, day, object_types[metric], obj)
+                    by_object[key] = window_value(obj_facts, period, day, summing)
+    return by_date, by_object
+
+
+def recorded_rows(events: list[dict[str, Any]]) -> tuple[dict, dict]:
+    by_date: dict[tuple, Decimal] = {}
+    by_object: dict[tuple, Decimal] = {}
+    for e in events:
+        if e["type"] == "statistic":
+            p = e["properties"]
+            key = (p["metric"], p["period"], date.fromisoformat(p["date"]))
+            if "object_type" in p:
+                by_object[(*key, p["object_type"], p["object_id"])] = Decimal(p["value"])
+            else:
+                by_date[key] = Decimal(p["value"])
+    return by_date, by_object
+
+
+# -- reading the marts ---------------------------------------------------------------
+def mart_rows(warehouse, name: str) -> dict[tuple, Decimal]:
+    rows = warehouse.table(name, order_by="metric, period, date")
+    return {
+        (
+            f"{r['domain']}.{r['metric']}",
+            r["period"],
+            r["date"],
+            *((r["object_type"], r["object_id"]) if "object_id" in r else ()),
+        ): Decimal(r["value"])
+        for r in rows
+    }
+
+
+def assert_same(actual: dict, expected: dict, what: str) -> None:
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    wrong = sorted(k for k in set(actual) & set(expected) if actual[k] != expected[k])
+    assert not (missing or extra or wrong), (
+        f"{what}: {len(missing)} rows missing {missing[:5]}, {len(extra)} unexpected {extra[:5]}, "
+        f"{len(wrong)} wrong {[(k, actual[k], expected[k]) for k in wrong[:5]]}"
+    )
+
+
+def load(warehouse, events: list[dict[str, Any]], name: str) -> None:
+    report = load_files([warehouse.write_ndjson(events, name)], settings=warehouse.settings)
+    assert report.rejected == 0, report.rejections
+
+
+def build(warehouse, vars: dict[str, Any], *extra: str) -> None:
+    warehouse.dbt("build", "--select", *SELECT, *extra, vars=vars)
+
+
+def run(warehouse, vars: dict[str, Any], *extra: str) -> None:
+    """Models only: the data tests ran in the first build."""
+    warehouse.dbt("run", "--select", *SELECT, *extra, vars=vars)
+
+
+# -- tests -----------------------------------------------------------------------------
+def test_builtin_metrics_full_incremental_late_events_and_recorded(warehouse):
+    # 1. A full build: every metric, every period, by date and by object.
+    load(warehouse, FIRST_LOAD, "first.ndjson")
+    build(warehouse, FIRST_VARS, *NO_UNIT_TESTS)
+    by_date, by_object = expected_rows(FIRST_LOAD, date(2024, 3, 20))
+    # The dbt unit tests of the statistics models (windows, lifetime, incremental), here.
+    warehouse.dbt(
+        "test",
+        "--select",
+        "test_type:unit,path:models/marts/statistics",
+        "test_type:unit,path:models/intermediate/statistics",
+        vars=FIRST_VARS,
+    )
+    first = {m: mart_rows(warehouse, m) for m in MARTS}
+    assert_same(first["statistics_by_date"], by_date, "first build, by date")
+    assert_same(first["statistics_by_date_and_object"], by_object, "first build, by object")
+    # What a person would look at (the comparisons above are the real test):
+    # a week counts users, not user-days; u2 joined on Feb 2 in Amsterdam;
+    # google has no rows before its first touchpoint; acme has 0 sign-ups on Feb 3.
+    assert first["statistics_by_date"]["activity.active_users", "week", date(2024, 2, 3)] == 2
+    assert first["statistics_by_date"]["users.user_count", "day", date(2024, 2, 2)] == 1
+    by_source = {k[2] for k in first["statistics_by_date_and_object"] if k[4] == "google"}
+    assert min(by_source) == date(2024, 2, 5)
+    acme = first["statistics_by_date_and_object"]
+    assert acme["users.user_count", "day", date(2024, 2, 3), "account", "acme"] == 0
+
+    # 2. Late events weeks old, a deactivated conversion, recordings; as_of moves on 2 days.
+    load(warehouse, SECOND_LOAD, "second.ndjson")
+    run(warehouse, SECOND_VARS)
+    incremental = {m: mart_rows(warehouse, m) for m in MARTS}
+    everything = FIRST_LOAD + SECOND_LOAD
+    by_date, by_object = expected_rows(everything, date(2024, 3, 22))
+    recorded_by_date, recorded_by_object = recorded_rows(SECOND_LOAD)
+    assert by_date["users.user_count", "day", date(2024, 3, 1)] == 1  # computed ...
+    by_date.update(recorded_by_date)  # ... but the recorded value wins
+    by_object.update(recorded_by_object)
+    assert_same(incremental["statistics_by_date"], by_date, "incremental, by date")
+    assert_same(incremental["statistics_by_date_and_object"], by_object, "incremental, by object")
+
+    # 3. A full refresh gives exactly the same rows.
+    run(warehouse, SECOND_VARS, "--full-refresh")
+    for mart in MARTS:
+        assert mart_rows(warehouse, mart) == incremental[mart], f"{mart}: incremental != full"
+
+    # 4. The query API and the CLI read the same rows.
+    for metric, period, obj, with_cli in [
+        ("activity.active_users", "week", None, True),
+        ("attribution.conversion_value", "lifetime", None, False),
+        ("users.user_count", "month", "account", False),
+        ("attribution.touchpoint_count", "day", True, True),
+    ]:
+        rows = statistics(
+            metric, period, "2024-02-02", "2024-03-21", object=obj, settings=warehouse.settings
+        )
+        mart = incremental[MARTS[1] if obj else MARTS[0]]
+        expected = {
+            k: v
+            for k, v in mart.items()
+            if k[0] == metric
+            and k[1] == period
+            and date(2024, 2, 2) <= k[2] <= date(2024, 3, 21)
+            and (obj in (None, True) or k[3] == obj)
+        }
+        got = {
+            (
+                f"{r['domain']}.{r['metric']}",
+                r["period"],
+                r["date"],
+                *((r["object_type"], r["object_id"]) if obj else ()),
+            ): r["value"]
+            for r in rows
+        }
+        assert got == expected and rows, (metric, period, obj)
+        assert [r["date"] for r in rows] == sorted(r["date"] for r in rows)
+        if not with_cli:
+            continue
+        args = ["--metric", metric, "--period", period, "--start", "2024-02-02"]
+        args += ["--end", "2024-03-21", "--format", "json"]
+        if obj is True:
+            args.append("--by-object")
+        elif obj:
+            args += ["--object-type", obj]
+        cli_rows = orjson.loads(warehouse.cli("query", "statistics", *args).stdout)
+        assert [{**r, "date": date.fromisoformat(r["date"])} for r in cli_rows] == [
+            {**r, "value": float(r["value"]) if r["value"] % 1 else int(r["value"])} for r in rows
+        ]
+
+    # 5. Mistakes name the valid values; a known metric outside its dates is just empty.
+    with pytest.raises(ValueError, match=r"activity\.active_users"):
+        statistics("activity.active_user", "day", settings=warehouse.settings)
+    with pytest.raises(ValueError, match="day, days_28, lifetime, month, week"):
+        statistics("activity.active_users", "year", settings=warehouse.settings)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        statistics("activity.active_users", "day", start="March 1", settings=warehouse.settings)
+    with pytest.raises(ValueError, match="account"):
+        statistics("users.user_count", "day", object="acount", settings=warehouse.settings)
+    assert statistics("users.user_count", "day", "2030-01-01", settings=warehouse.settings) == []
+    proc = warehouse.cli("query", "statistics", "--metric", "nope", "--period", "day", check=False)
+    assert proc.returncode == 2 and "'domain.metric'" in proc.stderr
+
+
+ORDERS = [
+    # order_id, ordered_at (UTC), country, amount, status
+    ("o1", "2024-05-01 08:00:00", "NL", "12.50", "paid"),
+    ("o2", "2024-05-01 22:30:00", "DE", "20.00", "paid"),  # May 2 in Amsterdam
+    ("o3", "2024-05-03 09:00:00", "NL", "7.25", "cancelled"),
+    ("o4", "2024-05-09 09:00:00", "NL", "1.00", "paid"),
+    ("o5", "2024-05-09 10:00:00", "NL", "1.00", "paid"),
+]
+
+
+def compile_inline(warehouse, sql: str, vars: dict[str, Any], check: bool = True):
+    return warehouse.dbt("compile", "--inline", sql, "--quiet", vars=vars, check=check)
+
+
+def test_a_user_defined_metric_over_their_own_table(warehouse):
+    """A user's orders table, their own metric: the tracker macros as a model would call them."""
+    schema = warehouse.settings.mart_schema
+    with get_engine(warehouse.settings).begin() as conn:
+        conn.execute(sa.text(f'create schema if not exists "{schema}"'))
+        conn.execute(
+            sa.text(
+                f'create table "{schema}".shop_orders (order_id varchar, ordered_at timestamp, '
+                "country varchar, amount numeric(12, 2), status varchar)"
+            )
+        )
+        for order in ORDERS:
+            conn.execute(
+                sa.text(f'insert into "{schema}".shop_orders values (:i, :t, :c, :a, :s)'),
+                dict(zip("itcas", order, strict=True)),
+            )
+    table = f'"{schema}"."shop_orders"'
+    vars = {"report_timezone": "Europe/Amsterdam", "as_of": "2024-05-10"}
+    paid = [o for o in ORDERS if o[4] != "cancelled"]
+
+    def orders_facts(rows):
+        return [(o[0], local_date(o[1].replace(" ", "T") + "Z"), o[2], Decimal(o[3])) for o in rows]
+
+    facts = orders_facts(paid)
+
+    # Counting by date with two periods only (each computed on its own on every date),
+    # and summing by object (country) with every period: one compile for both.
+    separator = "-- next tracker --"
+    compiled = compile_inline(
+        warehouse,
+        "{{ trackhouse.track_by_date(metric='shop.order_count', relation='" + table + "', "
+        "timestamp_column='ordered_at', count_distinct='order_id', "
+        "where=\"status <> 'cancelled'\", periods=['lifetime', 'day']) }}\n"
+        + separator
+        + "\n{{ trackhouse.track_by_date_and_object(metric='shop.revenue', relation='"
+        + table
+        + "', timestamp_column='ordered_at', sum_column='amount', object_column='country', "
+        "object_type='country', where=\"status = 'paid'\") }}",
+        vars,
+    ).stdout
+    count_sql, revenue_sql = compiled.split(separator)
+
+    rows = warehouse.query(count_sql)
+    expected = {
+        ("shop", "order_count", period, day): window_value(facts, period, day, False)
+        for period in ("day", "lifetime")
+        for day in dates(date(2024, 5, 1), date(2024, 5, 10))
+    }
+    got = {(r["domain"], r["metric"], r["period"], r["date"]): Decimal(r["value"]) for r in rows}
+    assert got == expected
+    assert got["shop", "order_count", "lifetime", date(2024, 5, 9)] == 4
+
+    rows = warehouse.query(revenue_sql)
+    expected = {}
+    for country in ("NL", "DE"):
+        mine = [f for f in facts if f[2] == country]
+        for period in WINDOWS:
+            for day in dates(min(f[1] for f in mine), date(2024, 5, 10)):
+                expected[period, day, country] = window_value(mine, period, day, True)
+    got = {(r["period"], r["date"], r["object_id"]): Decimal(r["value"]) for r in rows}
+    assert got == expected
+    assert {r["object_type"] for r in rows} == {"country"}
+
+    # Mistakes are reported at compile time with the fix (the same on every target).
+    if warehouse.target != "duckdb":
+        return
+    proc = compile_inline(
+        warehouse,
+        "{{ trackhouse.track_by_date(metric='shop.order_count', relation='" + table + "', "
+        "timestamp_column='ordered_at', count_distinct='order_id', periods=['weekly']) }}",
+        vars,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert 'period "weekly" is not one of day, week, days_28, month, lifetime' in proc.stdout
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(subprocess.call([sys.executable, "-m", "pytest", __file__, "-x", "-q"]))
