@@ -21,6 +21,15 @@ from .ingest import (
     record_user,
 )
 from .loader import LoadReport, load_files
+from .middleware import TrackhouseASGIMiddleware, TrackhouseWSGIMiddleware
+from .query.activity import (
+    calendar_monthly_usage,
+    count_active_users,
+    daily_usage,
+    subscription_usage,
+)
+from .query.attribution import attribute_conversions
+from .query.statistics import statistics
 from .settings import Settings, load_settings
 
 __all__ = [
@@ -29,9 +38,15 @@ __all__ = [
     "LoadReport",
     "Settings",
     "Tracker",
+    "TrackhouseASGIMiddleware",
     "TrackhouseError",
+    "TrackhouseWSGIMiddleware",
     "WarehouseBusyError",
+    "attribute_conversions",
+    "calendar_monthly_usage",
     "confirm_conversion",
+    "count_active_users",
+    "daily_usage",
     "deactivate_conversion",
     "flush",
     "get_tracker",
@@ -44,4 +59,6 @@ __all__ = [
     "record_statistic",
     "record_touchpoint",
     "record_user",
+    "statistics",
+    "subscription_usage",
 ]

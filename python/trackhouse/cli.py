@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("query", help="query the marts (table, or JSON with --format json)")
     qsub = q.add_subparsers(dest="query", required=True)
-    from .query import QUERY_MODULES
+    from .query import activity, attribution, statistics
 
-    for module in QUERY_MODULES:
+    for module in (activity, attribution, statistics):
         module.add_cli(qsub)
     return parser
 

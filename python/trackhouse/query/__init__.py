@@ -39,19 +39,3 @@ def fetch(
             ) from exc
         raise
 
-
-def _modules() -> list[Any]:
-    """The capability modules that add `trackhouse query` commands."""
-    import importlib
-
-    found = []
-    for name in ("activity", "attribution", "statistics"):
-        try:
-            found.append(importlib.import_module(f"{__name__}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return found
-
-
-QUERY_MODULES = _modules()
