@@ -61,6 +61,25 @@ class FileOutcome:
         assert r is not None
         return r.rejected > 0 and r.accepted == 0 and r.duplicates == 0
 
+    @property
+    def problem(self) -> str:
+        """Why the file is unusable, in the loader's words."""
+        if self.error is not None:
+            return self.error
+        first = self.report.rejections[0].reason if self.report and self.report.rejections else ""
+        return f"every line was rejected, e.g. {first}"
+
+
+def _total(outcomes: list[FileOutcome]) -> LoadReport:
+    total = LoadReport()
+    for o in outcomes:
+        if o.report:
+            total.received += o.report.received
+            total.accepted += o.report.accepted
+            total.rejected += o.report.rejected
+            total.duplicates += o.report.duplicates
+    return total
+
 
 def load_each(paths: list[Path], warehouse: Warehouse, log: Any) -> list[FileOutcome]:
     """Load file by file, so each file's counts and problems are reported on their own."""
@@ -160,22 +179,16 @@ def build_ingestion_assets(environment: Environment) -> dg.AssetsDefinition:
         outcomes = load_each(paths, warehouse, context.log)
         tables = raw_table_metadata(settings)
 
-        total = LoadReport()
-        for o in outcomes:
-            if o.report:
-                total.received += o.report.received
-                total.accepted += o.report.accepted
-                total.rejected += o.report.rejected
-                total.duplicates += o.report.duplicates
+        total = _total(outcomes)
         load_summary: dict[str, Any] = {
-            "files loaded": len(outcomes),
+            "files": len(outcomes),
             "received": total.received,
             "accepted": total.accepted,
             "rejected": total.rejected,
             "duplicates skipped": total.duplicates,
         }
         if outcomes:
-            load_summary["files"] = dg.MetadataValue.md(_files_table(outcomes))
+            load_summary["per file"] = dg.MetadataValue.md(_files_table(outcomes))
 
         for name in RAW_TABLES:
             metadata = dict(tables.get(name, {}))
@@ -202,19 +215,7 @@ def build_ingestion_assets(environment: Environment) -> dg.AssetsDefinition:
             raise dg.Failure(
                 description=(
                     f"{len(unusable)} of {len(outcomes)} file(s) could not be loaded: "
-                    + "; ".join(
-                        f"{Path(o.path).name}: "
-                        + (
-                            o.error
-                            or "every line was rejected, e.g. "
-                            + (
-                                o.report.rejections[0].reason
-                                if o.report and o.report.rejections
-                                else ""
-                            )
-                        )
-                        for o in unusable
-                    )
+                    + "; ".join(f"{Path(o.path).name}: {o.problem}" for o in unusable)
                 ),
                 metadata={"reasons": dg.MetadataValue.md(_reasons_table(unusable))},
             )

@@ -170,8 +170,8 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
         **os.environ,
         "TRACKHOUSE_TARGET": "duckdb",
         "TRACKHOUSE_DUCKDB_PATH": str(tmp / "warehouse.duckdb"),
-        "TRACKHOUSE_PROJECT_DIR": os.environ.get("TH_DEV_PROJECT_DIR", str(ROOT)),  # DEVONLY
-        "DBT_PROFILES_DIR": os.environ.get("TH_DEV_PROJECT_DIR", str(ROOT)),  # DEVONLY
+        "TRACKHOUSE_PROJECT_DIR": str(ROOT),
+        "DBT_PROFILES_DIR": str(ROOT),
         "DAGSTER_HOME": str(home),
         "TRACKHOUSE_LANDING_DIR": str(landing),
         "TRACKHOUSE_LANDING_INTERVAL_SECONDS": "3",
@@ -298,13 +298,16 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
             materialize.wait_for(state="visible")
             page.wait_for_timeout(3_000)
             page.screenshot(path=str(OUTPUT / "asset-graph.png"))
-            page.goto(
-                f"{dagster_dev.url}/assets/conversion_attribution?view=lineage&lineageScope=upstream"
+            # A wide window fits the whole lineage of a mart, from the raw tables on.
+            wide = browser.new_page(viewport={"width": 2400, "height": 1400})
+            wide.goto(
+                f"{dagster_dev.url}/assets/conversion_attribution"
+                "?view=lineage&lineageScope=upstream&lineageDepth=10"
             )
-            page.get_by_role("button", name="All", exact=True).click()
-            page.get_by_text("ingestion", exact=True).first.wait_for(state="visible")
-            page.wait_for_timeout(3_000)
-            page.screenshot(path=str(OUTPUT / "conversion-attribution-lineage.png"))
+            wide.get_by_text("ingestion", exact=True).first.wait_for(state="visible")
+            wide.wait_for_timeout(2_500)
+            wide.screenshot(path=str(OUTPUT / "conversion-attribution-lineage.png"))
+            wide.close()
 
             # An asset page shows the metadata: the monthly usage preview.
             page.goto(f"{dagster_dev.url}/assets/usage_calendar_monthly")

@@ -99,8 +99,8 @@ def dagster_environment(tmp: Path) -> dict[str, str]:
     return {
         "TRACKHOUSE_TARGET": "duckdb",
         "TRACKHOUSE_DUCKDB_PATH": str(tmp / "warehouse.duckdb"),
-        "TRACKHOUSE_PROJECT_DIR": os.environ.get("TH_DEV_PROJECT_DIR", str(ROOT)),  # DEVONLY
-        "DBT_PROFILES_DIR": os.environ.get("TH_DEV_PROJECT_DIR", str(ROOT)),  # DEVONLY
+        "TRACKHOUSE_PROJECT_DIR": str(ROOT),
+        "DBT_PROFILES_DIR": str(ROOT),
         "DAGSTER_HOME": str(home),
         "TRACKHOUSE_LANDING_DIR": str(tmp / "landing"),
         # Long enough that a file written during a test stays "being written".

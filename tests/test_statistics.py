@@ -7,8 +7,6 @@ per window, in the report time zone), independently of the SQL.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -19,10 +17,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 import sqlalchemy as sa
-from factories import identify, page, statistic, track
-from trackhouse.engine import ensure_schema, get_engine
+
+from trackhouse.engine import get_engine
 from trackhouse.loader import load_files
 from trackhouse.query.statistics import statistics
+
+from factories import identify, page, statistic, track
 
 TZ = ZoneInfo("Europe/Amsterdam")
 WINDOWS = {"day": 1, "week": 7, "days_28": 28, "month": 30, "lifetime": None}
@@ -450,7 +450,3 @@ def test_a_user_defined_metric_over_their_own_table(warehouse):
     )
     assert proc.returncode != 0
     assert 'period "weekly" is not one of day, week, days_28, month, lifetime' in proc.stdout
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(subprocess.call([sys.executable, "-m", "pytest", __file__, "-x", "-q"]))

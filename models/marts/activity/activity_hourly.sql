@@ -34,20 +34,25 @@ activity as (
         from {{ this }}
     ),
 
+    {# Read on their own, not through the `activity` CTE: a CTE used twice is
+       materialized, and the scalar filters below are pushed into the raw scan. #}
     late_arrivals as (
-        select min(activity.active_at) as earliest_active_at
-        from activity
-        cross join previous_build
-        where activity.received_at > previous_build.last_received_at
+        select min(late.active_at) as earliest_active_at
+        from {{ ref('stg_activity_events') }} as late
+        where late.received_at > (select last_received_at from previous_build)
     ),
 
+    {# an empty previous build has no window: read everything (from year 1) #}
     reprocess_window as (
         select
-            case
-                when late_arrivals.earliest_active_at < lookback.lookback_start
-                    then {{ dbt.date_trunc('hour', 'late_arrivals.earliest_active_at') }}
-                else lookback.lookback_start
-            end as window_start
+            coalesce(
+                case
+                    when late_arrivals.earliest_active_at < lookback.lookback_start
+                        then {{ dbt.date_trunc('hour', 'late_arrivals.earliest_active_at') }}
+                    else lookback.lookback_start
+                end,
+                cast('0001-01-01' as timestamp)
+            ) as window_start
         from (
             select
                 {{ dbt.dateadd('day', -1 * var('lookback_days', 3), 'latest_hour_start') }}
@@ -58,19 +63,16 @@ activity as (
     ),
 
     activity_in_window as (
-        select activity.*
+        select *
         from activity
-        cross join reprocess_window
-        where
-            reprocess_window.window_start is null
-            or activity.active_at >= reprocess_window.window_start
+        where active_at >= (select window_start from reprocess_window)
     ),
 
 {% else %}
 
-activity_in_window as (
-    select * from activity
-),
+    activity_in_window as (
+        select * from activity
+    ),
 
 {% endif %}
 
