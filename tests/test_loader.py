@@ -245,3 +245,10 @@ def test_unparseable_timestamps(warehouse, bad):
     event["timestamp"] = bad
     report = load_files([warehouse.write_ndjson([event])], settings=warehouse.settings)
     assert report.rejected == 1 and "timestamp" in report.rejections[0].reason
+
+
+def test_progress_line_and_summary_on_the_command_line(warehouse):
+    path = warehouse.write_ndjson(_many(3000))
+    proc = warehouse.cli("load", str(path), "--progress", "--batch-size", "1000")
+    assert "events.ndjson: 100.0% 3,000 lines" in proc.stderr
+    assert "received 3,000 = accepted 3,000 + rejected 0 + duplicates skipped 0" in proc.stdout

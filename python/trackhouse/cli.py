@@ -36,7 +36,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
         args.files,
         settings=settings,
         allowed_events=allowed,
-        progress=False if args.no_progress else None,
+        progress=args.progress,
         batch_size=args.batch_size,
     )
     if args.format == "json":
@@ -63,7 +63,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     count = write_demo_file(args.output, users=args.users, days=args.days, seed=args.seed)
     print(f"wrote {count:,} demo events to {args.output}")
     if args.load:
-        args.files, args.allowed_events, args.no_progress = [args.output], None, False
+        args.files, args.allowed_events, args.progress = [args.output], None, None
         args.batch_size, args.strict, args.format = 100_000, False, "table"
         return _cmd_load(args)
     return 0
@@ -99,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allowed-events", help="comma-separated conversion event names; others are rejected"
     )
     p.add_argument("--batch-size", type=int, default=100_000, help="events per transaction")
-    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: on a terminal, for files over 5 MB)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when any line is rejected")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=_cmd_load)
