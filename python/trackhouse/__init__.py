@@ -23,6 +23,7 @@ from .ingest import (
 from .loader import LoadReport, load_files
 from .middleware import TrackhouseASGIMiddleware, TrackhouseWSGIMiddleware
 from .query.activity import (
+    active_users_by_period,
     calendar_monthly_usage,
     count_active_users,
     daily_usage,
@@ -33,6 +34,7 @@ from .query.statistics import statistics
 from .settings import Settings, load_settings
 
 __all__ = [
+    "active_users_by_period",
     "ConfigError",
     "InvalidEventError",
     "LoadReport",
