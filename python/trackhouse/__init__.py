@@ -34,7 +34,6 @@ from .query.statistics import statistics
 from .settings import Settings, load_settings
 
 __all__ = [
-    "active_users_by_period",
     "ConfigError",
     "InvalidEventError",
     "LoadReport",
@@ -44,6 +43,7 @@ __all__ = [
     "TrackhouseError",
     "TrackhouseWSGIMiddleware",
     "WarehouseBusyError",
+    "active_users_by_period",
     "attribute_conversions",
     "calendar_monthly_usage",
     "confirm_conversion",

@@ -38,4 +38,3 @@ def fetch(
                 f"({settings.mart_schema}); run `dbt build` (or `make build`) first.\n{exc.orig}"
             ) from exc
         raise
-
