@@ -45,7 +45,7 @@ lint: setup
 sqlfluff: setup
 	@mkdir -p target
 	TRACKHOUSE_TARGET=duckdb TRACKHOUSE_DUCKDB_PATH=target/sqlfluff.duckdb \
-		$(BIN)/sqlfluff lint models macros --processes 2
+		$(BIN)/sqlfluff lint models --processes 2
 
 pytest: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
