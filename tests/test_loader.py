@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -209,27 +210,27 @@ def _many(n: int) -> list[dict]:
 
 
 def test_sigkill_mid_file_then_rerun_equals_one_clean_load(warehouse, tmp_path):
-    events = _many(60_000)
+    events = _many(200_000)
     path = warehouse.write_ndjson(events)
-    cmd = [str(warehouse_bin()), "load", str(path), "--batch-size", "2000", "--no-progress"]
+    cmd = [str(warehouse_bin()), "load", str(path), "--batch-size", "2000"]
     env = {**os.environ, **warehouse.env}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # Kill it once some (not all) batches have been committed.
+    proc = subprocess.Popen([*cmd, "--progress"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    # The progress line is printed after a batch has been committed: kill the
+    # loader as soon as it reports one, long before the file is done.
+    seen = b""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            landed = warehouse.count("events")
-        except Exception:
-            landed = 0  # schema not created yet, or the file is locked by the writer
-        if landed >= 4000 or proc.poll() is not None:
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen += proc.stderr.read1(4096)
+        if re.search(rb"[1-9][\d,]* lines", seen):
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = warehouse.count("events")
-    assert partial < len(events), "the loader finished before it could be killed; use more events"
+    assert 0 < partial < len(events), "the loader was not killed mid-file"
     assert partial % 2000 == 0, "a killed loader left a partial batch"
-    rerun = subprocess.run([*cmd, "--format", "json"], env=env, capture_output=True, check=True)
+    rerun = subprocess.run([*cmd, "--no-progress", "--format", "json"], env=env,
+                           capture_output=True, check=True)
     summary = orjson.loads(rerun.stdout)[0]
     assert summary["received"] == len(events)
     assert summary["accepted"] + summary["duplicates"] == len(events)

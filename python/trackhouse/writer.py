@@ -158,10 +158,13 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
             _copy(cur, f"th_batch_{name}", columns(_TABLES[name]), batch_rows(batch, name))
         cur.execute("create temp table th_new (message_id text primary key) on commit drop")
         # Concurrent loaders: a message id another transaction is inserting
-        # waits for it, then is skipped here; so every event lands once.
+        # waits for it, then is skipped here; so every event lands once. Keys
+        # are inserted in sorted order so that two loaders of overlapping
+        # batches wait for each other in one direction only (no deadlock).
         cur.execute(
             f"""with inserted as (
                 insert into "{schema}".events select * from th_batch_events
+                order by message_id
                 on conflict (message_id) do nothing
                 returning message_id
             )
@@ -188,6 +191,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
             cur.execute(
                 f"""insert into "{schema}".rejected
                 select distinct on (rejected_id) * from th_batch_rejected
+                order by rejected_id
                 on conflict (rejected_id) do nothing"""
             )
             new_rejected = cur.rowcount
