@@ -79,8 +79,10 @@ def test_bad_calls_raise_and_are_recorded_as_rejected(warehouse):
         with pytest.raises(InvalidEventError, match="period 'year' is not one of"):
             tracker.record_statistic("shop.orders", 3, "year")
         tracker.record_conversion("signup", user_id="u1", at=T0)
+        with pytest.raises(InvalidEventError, match="date_joined=.* naive datetime"):
+            tracker.record_user("u1", date_joined=datetime(2024, 1, 1))
     rejected = warehouse.raw("rejected")
-    assert len(rejected) == 3  # the naive datetime never became an event
+    assert len(rejected) == 5  # every bad call is recorded, naive datetimes too
     assert all(r["source"] == "api" and r["reason"] for r in rejected)
     assert warehouse.count("conversion_events") == 1
 
@@ -101,8 +103,8 @@ def test_conversion_lifecycle_by_id(warehouse):
     rows = sorted(warehouse.raw("conversion_events"), key=lambda r: r["occurred_at"])
     assert [r["conversion_id"] for r in rows] == [cid] * 3
     assert [(r["is_confirmed"], r["is_active"]) for r in rows] == [
-        (False, None),
-        (True, None),
+        (False, True),  # a conversion states its whole state (active by default)
+        (True, None),  # an update by id states only what it changes
         (None, False),
     ]
     assert rows[0]["event"] == "purchase" and rows[1]["event"] is None

@@ -28,6 +28,7 @@ from .writer import WriteResult, write_batch
 
 log = logging.getLogger("trackhouse")
 API_SOURCE = "api"
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _iso(at: datetime) -> str:
@@ -83,6 +84,8 @@ class Tracker:
     def _emit(
         self, event: dict[str, Any], *, allowed_events: Collection[str] | None = None
     ) -> None:
+        """Validate one call's event and buffer its rows; a bad call is recorded
+        in the rejected table (with the call as its payload) and raises."""
         event.setdefault("messageId", str(uuid.uuid4()))
         received_at = datetime.now(UTC).replace(tzinfo=None)
         payload = orjson.dumps(event, default=_json_default).decode()
@@ -90,6 +93,7 @@ class Tracker:
             if self._closed:
                 raise InvalidEventError("this Tracker is closed; create a new one to record more")
             try:
+                _resolve_times(event)
                 add_event(
                     self._batch,
                     event,
@@ -157,8 +161,13 @@ class Tracker:
         At most one write per user per clock hour (UTC) — enough to keep
         hourly activity exact. Returns whether this call was written.
         """
-        moment = to_utc(at)
-        key = (str(user_id), int(moment.timestamp() // 3600))
+        try:
+            moment = to_utc(at)
+        except InvalidEventError:
+            # Record the bad call in the rejected table (and raise) like any other.
+            self._emit({"type": "activity", "userId": user_id, "timestamp": at})
+            raise
+        key = (str(user_id), int((moment - _EPOCH).total_seconds() // 3600))
         with self._lock:
             if key in self._active_hours:
                 return False
@@ -186,7 +195,7 @@ class Tracker:
                 "type": "page",
                 "anonymousId": anonymous_id,
                 "userId": user_id,
-                "timestamp": _iso(to_utc(at)),
+                "timestamp": at,
                 "context": context,
             }
         )
@@ -226,7 +235,7 @@ class Tracker:
                 "event": event,
                 "anonymousId": anonymous_id,
                 "userId": user_id,
-                "timestamp": _iso(to_utc(at)),
+                "timestamp": at,
                 "properties": {k: v for k, v in properties.items() if v is not None},
             },
             allowed_events=allowed_events,
@@ -254,7 +263,7 @@ class Tracker:
         self._emit(
             {
                 "type": "conversion_update",
-                "timestamp": _iso(to_utc(at)),
+                "timestamp": at,
                 "properties": {k: v for k, v in properties.items() if v is not None},
             }
         )
@@ -272,7 +281,7 @@ class Tracker:
                 "type": "identify",
                 "anonymousId": anonymous_id,
                 "userId": user_id,
-                "timestamp": _iso(to_utc(at)),
+                "timestamp": at,
             }
         )
 
@@ -288,9 +297,9 @@ class Tracker:
             {
                 "type": "user",
                 "userId": user_id,
-                "timestamp": _iso(to_utc(at)),
+                "timestamp": at,
                 "traits": {
-                    "created_at": _iso(to_utc(date_joined, "date_joined")),
+                    "created_at": date_joined,
                     "is_active": is_active,
                     "account_id": account_id,
                 },
@@ -308,9 +317,9 @@ class Tracker:
             {
                 "type": "account",
                 "groupId": account_id,
-                "timestamp": _iso(to_utc(at)),
+                "timestamp": at,
                 "traits": {
-                    "subscription_start": _iso(to_utc(subscription_start, "subscription_start")),
+                    "subscription_start": subscription_start,
                     "name": name,
                 },
             }
@@ -326,8 +335,13 @@ class Tracker:
         object_id: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        """trackstats' `record()`: a value for `"domain.metric"` on a date (default today)."""
-        moment = to_utc(at)
+        """trackstats' `record()`: a value for `"domain.metric"` on a date (default: the
+        UTC date of `at`, i.e. today)."""
+        try:
+            moment = to_utc(at)
+        except InvalidEventError:
+            self._emit({"type": "statistic", "timestamp": at})  # rejected, and raises
+            raise
         self._emit(
             {
                 "type": "statistic",
@@ -342,6 +356,32 @@ class Tracker:
                 },
             }
         )
+
+
+_TIME_FIELDS = (
+    (("timestamp",), "at"),
+    (("traits", "created_at"), "date_joined"),
+    (("traits", "subscription_start"), "subscription_start"),
+)
+
+
+def _resolve_times(event: dict[str, Any]) -> None:
+    """The API's datetimes (None = now for `at`) -> ISO 8601 UTC strings, in place."""
+    for path, name in _TIME_FIELDS:
+        holder = event
+        for key in path[:-1]:
+            holder = holder.get(key) or {}
+        if path[-1] not in holder:
+            continue
+        value = holder[path[-1]]
+        if value is None and name != "at":
+            continue
+        if value is None or isinstance(value, datetime):
+            holder[path[-1]] = _iso(to_utc(value, name))
+        elif not isinstance(value, str):
+            raise InvalidEventError(
+                f"{name} must be a timezone-aware datetime, got {type(value).__name__} {value!r}"
+            )
 
 
 def _source_ref(obj: Any) -> str:
@@ -372,12 +412,47 @@ def record_activity(user_id: str, at: datetime | None = None) -> bool:
     return get_tracker().record_activity(user_id, at)
 
 
-def record_touchpoint(anonymous_id: str, url: str, **kwargs: Any) -> None:
-    get_tracker().record_touchpoint(anonymous_id, url, **kwargs)
+def record_touchpoint(
+    anonymous_id: str,
+    url: str,
+    *,
+    user_id: str | None = None,
+    referrer: str | None = None,
+    user_agent: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    get_tracker().record_touchpoint(
+        anonymous_id, url, user_id=user_id, referrer=referrer, user_agent=user_agent, at=at
+    )
 
 
-def record_conversion(event: str, **kwargs: Any) -> str:
-    return get_tracker().record_conversion(event, **kwargs)
+def record_conversion(
+    event: str,
+    *,
+    anonymous_id: str | None = None,
+    user_id: str | None = None,
+    value: Decimal | float | int | str | None = None,
+    currency: str | None = None,
+    is_confirmed: bool = True,
+    custom_data: Mapping[str, Any] | None = None,
+    source_object: Any = None,
+    conversion_id: str | None = None,
+    at: datetime | None = None,
+    allowed_events: Collection[str] | None = None,
+) -> str:
+    return get_tracker().record_conversion(
+        event,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        value=value,
+        currency=currency,
+        is_confirmed=is_confirmed,
+        custom_data=custom_data,
+        source_object=source_object,
+        conversion_id=conversion_id,
+        at=at,
+        allowed_events=allowed_events,
+    )
 
 
 def confirm_conversion(conversion_id: str, at: datetime | None = None) -> None:

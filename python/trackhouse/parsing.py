@@ -44,6 +44,8 @@ _CONVERSION_PROPERTIES = frozenset(
 )
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 MAX_EVENT_BYTES = 1024 * 1024
+# conversions.value is numeric(18, 2)
+MAX_CONVERSION_VALUE = Decimal(10) ** 16
 
 
 def fail(reason: str) -> InvalidEventError:
@@ -117,6 +119,10 @@ def _bool(value: Any, field_name: str) -> bool | None:
     return value
 
 
+def _default(flag: bool | None, default: bool = True) -> bool:
+    return default if flag is None else flag
+
+
 def _obj(value: Any, field_name: str) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -125,7 +131,7 @@ def _obj(value: Any, field_name: str) -> Mapping[str, Any]:
     return value
 
 
-def parse_decimal(value: Any, field_name: str) -> Decimal | None:
+def parse_decimal(value: Any, field_name: str, max_abs: Decimal | None = None) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
@@ -136,6 +142,10 @@ def parse_decimal(value: Any, field_name: str) -> Decimal | None:
         raise fail(f"{field_name} must be a number, got {value!r}") from None
     if not number.is_finite() or abs(number) >= Decimal(10) ** 32:
         raise fail(f"{field_name} {value!r} is not a finite number below 10^32")
+    if max_abs is not None and abs(number) >= max_abs:
+        raise fail(
+            f"{field_name} {value!r} is too large: conversion values must be below {max_abs:,}"
+        )
     return number.quantize(Decimal("0.000001"))
 
 
@@ -307,7 +317,7 @@ def add_event(
                     None,
                     None,
                     at,
-                    parse_decimal(properties.get("value"), "value"),
+                    parse_decimal(properties.get("value"), "value", max_abs=MAX_CONVERSION_VALUE),
                     parse_currency(properties.get("currency")),
                     _bool(properties.get("is_confirmed"), "is_confirmed"),
                     _bool(properties.get("is_active"), "is_active"),
@@ -371,7 +381,7 @@ def add_event(
         referrer = _str(page.get("referrer") or properties.get("referrer"), "referrer")
         user_agent = _str(context.get("userAgent"), "context.userAgent")
         campaign = _obj(context.get("campaign"), "context.campaign")
-        if url and (campaign or has_tracking(url)):
+        if campaign or (url and has_tracking(url)):
             rows.append(
                 (
                     "touchpoints",
@@ -399,7 +409,7 @@ def add_event(
                 "Fix the event name or add it to --allowed-events"
             )
         raw_value = properties.get("value", properties.get("revenue"))
-        value = parse_decimal(raw_value, "properties.value")
+        value = parse_decimal(raw_value, "properties.value", max_abs=MAX_CONVERSION_VALUE)
         conversion_id = (
             _id(properties.get("conversion_id"), "properties.conversion_id") or message_id
         )
@@ -417,8 +427,11 @@ def add_event(
                     at,
                     value,
                     parse_currency(properties.get("currency")),
-                    _bool(properties.get("is_confirmed"), "properties.is_confirmed"),
-                    _bool(properties.get("is_active"), "properties.is_active"),
+                    # A track event states its whole state (defaults: confirmed,
+                    # active), so the latest event wins; API updates by id state
+                    # only what they change (null = unchanged).
+                    _default(_bool(properties.get("is_confirmed"), "properties.is_confirmed")),
+                    _default(_bool(properties.get("is_active"), "properties.is_active")),
                     orjson.dumps(custom).decode() if custom else None,
                     None if source_object is None else str(source_object),
                     received_at,

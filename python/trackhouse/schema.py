@@ -19,6 +19,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Engine
@@ -71,7 +72,7 @@ touchpoints = Table(
     Column("anonymous_id", Text),
     Column("user_id", Text),
     Column("occurred_at", DateTime, nullable=False),
-    Column("url", Text, nullable=False),
+    Column("url", Text),  # null when only context.campaign made it a touchpoint
     Column("referrer", Text),
     Column("user_agent", Text),
     Column("campaign", Text),  # context.campaign as JSON text, when set
@@ -183,5 +184,8 @@ def columns(table: Table) -> list[str]:
 def init_schema(engine: Engine, schema: str = DEFAULT_RAW_SCHEMA) -> None:
     """Create the raw schema and tables; safe to call any number of times."""
     with engine.begin() as conn:
-        conn.execute(text(f'create schema if not exists "{schema}"'))
+        # `create schema if not exists` needs CREATE on the database even when the
+        # schema exists, a right the trackhouse_writer role does not have (roles.py).
+        if not inspect(conn).has_schema(schema):
+            conn.execute(text(f'create schema if not exists "{schema}"'))
         metadata.create_all(conn.execution_options(schema_translate_map={None: schema}))

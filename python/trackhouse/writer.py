@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from .engine import ensure_schema, raw_connection
 from .parsing import Batch
@@ -149,12 +150,18 @@ def _copy(cur: Any, table: str, cols: list[str], rows: Iterable[tuple[Any, ...]]
             copy.write_row(row)
 
 
+def _temp_table(name: str) -> str:
+    """`create temp table th_batch_<name>` with the raw table's columns spelled out:
+    `(like raw.table)` needs SELECT on the raw table, which trackhouse_writer lacks."""
+    dialect = postgresql.dialect()
+    cols = ", ".join(f'"{c.name}" {c.type.compile(dialect=dialect)}' for c in _TABLES[name].columns)
+    return f"create temp table th_batch_{name} ({cols}) on commit drop"
+
+
 def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
     with conn.transaction(), conn.cursor() as cur:
         for name in ("events", *_present(batch)):
-            cur.execute(
-                f'create temp table th_batch_{name} (like "{schema}"."{name}") on commit drop'
-            )
+            cur.execute(_temp_table(name))
             _copy(cur, f"th_batch_{name}", columns(_TABLES[name]), batch_rows(batch, name))
         cur.execute("create temp table th_new (message_id text primary key) on commit drop")
         # Concurrent loaders: a message id another transaction is inserting
@@ -179,9 +186,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
             )
         new_rejected = 0
         if batch.rejected:
-            cur.execute(
-                f'create temp table th_batch_rejected (like "{schema}".rejected) on commit drop'
-            )
+            cur.execute(_temp_table("rejected"))
             _copy(
                 cur,
                 "th_batch_rejected",

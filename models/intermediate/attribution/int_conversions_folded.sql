@@ -1,12 +1,14 @@
 {#
     One row per conversion: its events folded. The first event that names the
-    conversion gives its time, identity, event name and custom data; every
-    state field (value, currency, is_confirmed, is_active, source_object)
+    conversion gives its time, identity and event name; every state field
+    (value, currency, is_confirmed, is_active, source_object, custom data)
     takes the latest value any event stated — a null in the raw table means
     "not stated", not "set to null". Updates for a conversion id that has no
     named event yet wait in the raw table until it arrives.
 #}
-{%- set state_fields = ['value', 'currency', 'is_confirmed', 'is_active', 'source_object'] -%}
+{%- set state_fields = [
+    'value', 'currency', 'is_confirmed', 'is_active', 'source_object', 'custom_data_json',
+] -%}
 
 with
 
@@ -21,7 +23,6 @@ ranked_creations as (
         anonymous_id,
         user_id,
         occurred_at,
-        custom_data_json,
         row_number() over (
             partition by conversion_id
             order by occurred_at, received_at, event_id
@@ -36,8 +37,7 @@ creations as (
         event,
         anonymous_id,
         user_id,
-        occurred_at as converted_at,
-        custom_data_json
+        occurred_at as converted_at
     from ranked_creations
     where creation_rank = 1
 ),
@@ -86,7 +86,7 @@ final as (
         {# the seed's defaults: confirmed and active unless stated otherwise #}
         coalesce(states.stated_is_confirmed, true) as is_confirmed,
         coalesce(states.stated_is_active, true) as is_active,
-        creations.custom_data_json,
+        states.stated_custom_data_json as custom_data_json,
         states.stated_source_object as source_object,
         states.updated_at,
         states.event_count

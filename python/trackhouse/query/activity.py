@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 import yaml
 
 from ..errors import ConfigError, TrackhouseError, ValueErrorWithKnownValues
@@ -56,6 +57,25 @@ def _project_vars(project_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     return dict((yaml.safe_load(path.read_text()) or {}).get("vars") or {})
+
+
+def _build_vars(settings: Settings) -> dict[str, Any]:
+    """The vars the marts were built with: the `trackhouse_settings` mart (it
+    records them, also when they came from `dbt build --vars`), else the
+    `vars:` of dbt_project.yml (before the first build)."""
+    try:
+        rows = fetch(f"select * from {relation('trackhouse_settings', settings)}", None, settings)
+    except (TrackhouseError, sa.exc.DBAPIError):
+        rows = []
+    if not rows:
+        return _project_vars(settings.project_dir)
+    built = rows[0]
+    return {
+        "report_timezone": built["report_timezone"],
+        # The build's as_of (var, or its today): the marts end there, so do reports.
+        "as_of": built["as_of_date"],
+        "subscription_start": built["subscription_start"],
+    }
 
 
 @dataclass(frozen=True)
@@ -90,7 +110,7 @@ def local_date(instant: datetime, tz: ZoneInfo) -> date:
 
 def report_timezone(settings: Settings, timezone: str | None = None) -> ZoneInfo:
     """`timezone`, else dbt var `report_timezone` from dbt_project.yml, else UTC."""
-    name = timezone or _project_vars(settings.project_dir).get("report_timezone") or "UTC"
+    name = timezone or _build_vars(settings).get("report_timezone") or "UTC"
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
@@ -109,7 +129,7 @@ def report_clock(
     (as_of unset = today in the report time zone), exactly as the models."""
     tz = report_timezone(settings, timezone)
     if as_of is None:
-        as_of = _project_vars(settings.project_dir).get("as_of")
+        as_of = _build_vars(settings).get("as_of")
     if as_of is None:
         as_of_date = datetime.now(tz).date()
     elif isinstance(as_of, date) and not isinstance(as_of, datetime):
@@ -447,7 +467,7 @@ def subscription_anchor(
                 "traits.account_id names it); check the id, or load its events and rebuild."
             )
         return local_date(rows[0]["subscription_start_at"], tz)
-    configured = _project_vars(settings.project_dir).get("subscription_start")
+    configured = _build_vars(settings).get("subscription_start")
     if configured:
         return _parse_date(configured, "var subscription_start")
     row = fetch(

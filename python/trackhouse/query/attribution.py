@@ -263,10 +263,12 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--window-days", type=int, default=30, metavar="N", help="default window (days)")
     p.add_argument(
         "--source-window",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="SRC=N",
-        help="window for one exact utm_source (repeatable); default=N sets the default window",
+        help="window for one exact utm_source (several, or repeated); default=N sets the "
+        "default window",
     )
     p.add_argument(
         "--all",

@@ -1,0 +1,27 @@
+{#
+    The settings (dbt vars) this build used, one row, so that the query API and
+    the CLI default to exactly what the marts were computed with — also when
+    the vars were given on the command line (`dbt build --vars ...`).
+#}
+
+with
+
+settings as (
+    select
+        cast('{{ var("report_timezone", "UTC") }}' as varchar) as report_timezone,
+        {{ trackhouse.as_of_date() }} as as_of_date,
+        {{ 'true' if var('as_of', none) else 'false' }} as is_as_of_set,
+        cast({{ "'" ~ var('subscription_start') ~ "'" if var('subscription_start', none) else 'null' }} as varchar)
+            as subscription_start,
+        cast({{ var('window_days', 30) }} as integer) as window_days,
+        cast('{{ tojson(var("source_windows", {})) }}' as varchar) as source_windows_json,
+        cast('{{ var("currency", "EUR") }}' as varchar) as default_currency,
+        cast({{ var('lookback_days', 3) }} as integer) as lookback_days,
+        cast({{ dbt.current_timestamp() }} as varchar) as built_at
+),
+
+final as (
+    select * from settings
+)
+
+select * from final
