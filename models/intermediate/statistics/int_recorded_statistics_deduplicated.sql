@@ -3,13 +3,20 @@
     recording of each key wins, as trackstats' record() overwrites its row.
     "Latest" is by the recording's own time (recorded_at), then by when it was
     received and its id, so the choice is deterministic. Dates after the as-of
-    date wait, like computed statistics.
+    date wait, like computed statistics. A metric ref is unique across domains
+    (statistics_by_date is unique on metric, period, date), so a recording whose
+    ref is registered under another domain is left out (the singular test
+    recorded_statistics_in_a_foreign_domain warns about it).
 #}
 
 with
 
 recorded_statistics as (
     select * from {{ ref('stg_recorded_statistics') }}
+),
+
+registry as (
+    select * from {{ ref('trackhouse_metrics') }}
 ),
 
 split as (
@@ -28,6 +35,14 @@ split as (
     where statistic_date <= {{ trackhouse.as_of_date() }}
 ),
 
+registered as (
+    select split.*
+    from split
+    left join registry
+        on split.metric = registry.ref
+    where registry.ref is null or registry.domain = split.domain
+),
+
 ranked as (
     select
         *,
@@ -35,7 +50,7 @@ ranked as (
             partition by domain, metric, period, statistic_date, object_type, object_id
             order by recorded_at desc, received_at desc, event_id desc
         ) as recency
-    from split
+    from registered
 ),
 
 final as (
