@@ -36,6 +36,8 @@ from typing import Any
 
 import duckdb
 
+from trackhouse.parsing import TRACKING_PARAMETERS
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MODELS = ("+conversion_attribution", "+attribution_credits", "+identities")
@@ -48,20 +50,7 @@ WINDOWS: list[tuple[int, dict[str, int] | None]] = [
     (90, None),
     (30, {"google": 7, "facebook": 14, "newsletter": 3}),
 ]
-TRACKING = (
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "fbclid",
-    "gclid",
-    "msclkid",
-    "ttclid",
-    "li_fat_id",
-    "twclid",
-    "igshid",
-)
+TRACKING = TRACKING_PARAMETERS
 
 
 def draw(seed_expr: str, n: int) -> str:

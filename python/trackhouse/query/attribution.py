@@ -25,24 +25,13 @@ from typing import Any
 
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
 from ..output import FORMATS, render
+from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
 from . import fetch, relation
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
-TRACKING_COLUMNS = (
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "fbclid",
-    "gclid",
-    "msclkid",
-    "ttclid",
-    "li_fat_id",
-    "twclid",
-    "igshid",
-)
+# The 12 tracking parameters are the mart columns of the same names.
+TRACKING_COLUMNS = TRACKING_PARAMETERS
 # The columns of the conversion_attribution mart, in its order.
 COLUMNS = (
     "conversion_id",
