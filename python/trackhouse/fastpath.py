@@ -147,7 +147,7 @@ class FastPath:
         self.con = duckdb.connect(":memory:")
         self.con.execute("set timezone = 'UTC'")
         # One core parses while the writer thread uses the other (see loader.load_stream).
-        self.con.execute("set threads = 1")
+        self.con.execute("set threads = 2")
 
     def close(self) -> None:
         self.con.close()
