@@ -589,6 +589,7 @@ class _Simulation:
 
 
 def _open_output(path: Path) -> IO[bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gz":
         return gzip.open(path, "wb", compresslevel=6)
     return path.open("wb")
