@@ -24,6 +24,7 @@ MARTS = (
     "activity_hourly",
     "active_users",
     "usage_calendar_monthly",
+    "usage_daily",
     "usage_subscription_periods",
     "identities",
     "touchpoints",
