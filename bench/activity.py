@@ -8,7 +8,9 @@ usage straight from the raw table (the floor).
 The rows are generated in DuckDB SQL straight into trackhouse_raw.activity (and
 users, accounts) of a temporary warehouse. The report time zone is
 America/New_York, so every local date is a real conversion. The floor's numbers
-are checked against the mart's. Prints a table and writes
+are checked against the mart's. For each build it reports the wall clock, dbt's
+start-up, the models' seconds and how much of them was SQL in the database, the
+data tests, and the seconds of each model. Prints a table and writes
 bench/results/activity.json. Not a test: nothing about speed is asserted.
 """
 
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -74,7 +76,7 @@ def generate(db: Path, events: int, users: int) -> dict[str, int]:
                     session,
                     timestamp '{FIRST_DAY}'
                     + to_seconds(
-                        (session * ({DAYS} * 86400 // {sessions})) // 3600 * 3600
+                        session * ({DAYS} * 86400) // {sessions} // 3600 * 3600
                         + hash(i) % 3600
                     ) as occurred_at
                 from events
@@ -208,9 +210,54 @@ def floor_query(db: Path) -> tuple[float, list[tuple[Any, ...]]]:
         con.close()
 
 
-def dbt(db: Path, target_dir: Path, *args: str) -> tuple[float, dict[str, float]]:
-    """Wall-clock seconds of a dbt command, and where its time went: activity_hourly,
-    the other models, the data tests (from run_results.json)."""
+class Build(NamedTuple):
+    """One dbt command: wall clock, dbt's own elapsed time (wall minus that is the
+    start-up: imports, parsing), the seconds of each node (run_results.json) and
+    the seconds its SQL spent in the database (the rest of a node's time is dbt's
+    own work: rendering, introspection, bookkeeping)."""
+
+    wall_s: float
+    dbt_elapsed_s: float
+    nodes: dict[str, float]
+    sql: dict[str, float]
+
+    def seconds(self, kind: str) -> float:
+        return sum(s for node, s in self.nodes.items() if node.startswith(f"{kind}."))
+
+    @property
+    def models_s(self) -> float:
+        return self.seconds("model")
+
+    @property
+    def tests_s(self) -> float:
+        return self.seconds("test")
+
+    def model_s(self, name: str) -> float:
+        return self.nodes.get(f"model.trackhouse.{name}", 0.0)
+
+    @property
+    def models_sql_s(self) -> float:
+        return sum(s for node, s in self.sql.items() if node.startswith("model."))
+
+
+def sql_seconds(log: Path, invocation_id: str) -> dict[str, float]:
+    """Seconds of SQL per node, from dbt's JSON debug log: each query (SQLQuery,
+    naming its connection, i.e. the node) is followed by its status with the
+    elapsed time (one thread)."""
+    seconds: dict[str, float] = {}
+    node = ""
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["info"].get("invocation_id") != invocation_id:
+            continue
+        if event["info"]["name"] == "SQLQuery":
+            node = event["data"].get("conn_name", "")
+        elif event["info"]["name"] == "SQLQueryStatus" and node:
+            seconds[node] = seconds.get(node, 0.0) + event["data"]["elapsed"]
+    return seconds
+
+
+def dbt(db: Path, target_dir: Path, *args: str) -> Build:
     env = {
         **os.environ,
         "TRACKHOUSE_TARGET": "duckdb",
@@ -227,6 +274,8 @@ def dbt(db: Path, target_dir: Path, *args: str) -> tuple[float, dict[str, float]
         str(target_dir),
         "--log-path",
         str(target_dir),
+        "--log-format-file",
+        "json",
         "--vars",
         json.dumps({"report_timezone": TIMEZONE, "as_of": AS_OF, "lookback_days": 3}),
     ]
@@ -235,16 +284,10 @@ def dbt(db: Path, target_dir: Path, *args: str) -> tuple[float, dict[str, float]
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"dbt {args[0]} failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-2000:]}")
-    results = json.loads((target_dir / "run_results.json").read_text())["results"]
-    seconds = {"activity_hourly": 0.0, "other_models": 0.0, "tests": 0.0}
-    for r in results:
-        if r["unique_id"] == "model.trackhouse.activity_hourly":
-            seconds["activity_hourly"] += r["execution_time"]
-        elif r["unique_id"].startswith("model."):
-            seconds["other_models"] += r["execution_time"]
-        else:
-            seconds["tests"] += r["execution_time"]
-    return elapsed, seconds
+    run_results = json.loads((target_dir / "run_results.json").read_text())
+    nodes = {r["unique_id"]: r["execution_time"] for r in run_results["results"]}
+    sql = sql_seconds(target_dir / "dbt.log", run_results["metadata"]["invocation_id"])
+    return Build(elapsed, run_results["elapsed_time"], nodes, sql)
 
 
 def mart_calendar(db: Path) -> list[tuple[Any, ...]]:
@@ -273,11 +316,11 @@ def main() -> None:
         generate_s = time.perf_counter() - started
         # The staging views (and a warm parse, so neither build pays for a cold one).
         dbt(db, tmp / "t", "run", "--select", "models/staging")
-        full_s, full_parts = dbt(db, tmp / "t", "build", *SELECT)
+        full = dbt(db, tmp / "t", "build", *SELECT)
         floor_s, floor_rows = floor_query(db)
         floor_matches = floor_rows == mart_calendar(db)
         new_events = add_day(db, args.events // DAYS, args.users)
-        incremental_s, incremental_parts = dbt(db, tmp / "t", "build", *SELECT)
+        incremental = dbt(db, tmp / "t", "build", *SELECT)
         con = duckdb.connect(str(db), read_only=True)
         hourly_rows = con.execute("select count(*) from main.activity_hourly").fetchone()[0]
         user_days = con.execute("select count(*) from main.int_activity_days_localized").fetchone()[
@@ -285,10 +328,6 @@ def main() -> None:
         ]
         con.close()
         after_floor_s, after_rows = floor_query(db)
-        full_models_s = full_parts["activity_hourly"] + full_parts["other_models"]
-        incremental_models_s = (
-            incremental_parts["activity_hourly"] + incremental_parts["other_models"]
-        )
         results = {
             "activity_events": sizes["activity_rows"],
             "users": sizes["users"],
@@ -296,28 +335,34 @@ def main() -> None:
             "activity_hourly_rows": hourly_rows,
             "user_days": user_days,
             "generate_s": round(generate_s, 2),
-            "full_build_s": round(full_s, 2),
-            "full_models_s": round(full_models_s, 2),
-            "full_activity_hourly_s": round(full_parts["activity_hourly"], 2),
-            "full_other_models_s": round(full_parts["other_models"], 2),
-            "full_tests_s": round(full_parts["tests"], 2),
+        }
+        for name, build in (("full", full), ("incremental", incremental)):
+            results |= {
+                f"{name}_build_s": round(build.wall_s, 2),
+                f"{name}_dbt_startup_s": round(build.wall_s - build.dbt_elapsed_s, 2),
+                f"{name}_models_s": round(build.models_s, 2),
+                f"{name}_models_sql_s": round(build.models_sql_s, 2),
+                f"{name}_activity_hourly_s": round(build.model_s("activity_hourly"), 2),
+                f"{name}_other_models_s": round(
+                    build.models_s - build.model_s("activity_hourly"), 2
+                ),
+                f"{name}_tests_s": round(build.tests_s, 2),
+            }
+        results |= {
             "incremental_new_events": new_events,
-            "incremental_build_s": round(incremental_s, 2),
-            "incremental_models_s": round(incremental_models_s, 2),
-            "incremental_activity_hourly_s": round(incremental_parts["activity_hourly"], 2),
-            "incremental_other_models_s": round(incremental_parts["other_models"], 2),
-            "incremental_tests_s": round(incremental_parts["tests"], 2),
             "floor_query_s": round(floor_s, 2),
-            "incremental_over_full": round(incremental_s / full_s, 3),
-            "incremental_over_full_models": round(incremental_models_s / full_models_s, 3),
+            "incremental_over_full": round(incremental.wall_s / full.wall_s, 3),
+            "incremental_over_full_models": round(incremental.models_s / full.models_s, 3),
             "incremental_over_full_activity_hourly": round(
-                incremental_parts["activity_hourly"] / full_parts["activity_hourly"], 3
+                incremental.model_s("activity_hourly") / full.model_s("activity_hourly"), 3
             ),
-            "full_over_floor": round(full_s / floor_s, 2),
-            "full_models_over_floor": round(full_models_s / floor_s, 2),
+            "full_over_floor": round(full.wall_s / floor_s, 2),
+            "full_models_over_floor": round(full.models_s / floor_s, 2),
             "floor_equals_mart": floor_matches and after_rows == mart_calendar(db),
             "floor_after_new_day_s": round(after_floor_s, 2),
             "load_average_1m": os.getloadavg()[0],
+            "full_model_s": model_seconds(full),
+            "incremental_model_s": model_seconds(incremental),
         }
     finally:
         if not args.keep:
@@ -329,7 +374,21 @@ def main() -> None:
     (out / "activity.json").write_text(json.dumps(results, indent=2))
     width = max(len(k) for k in results)
     for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
+        if not isinstance(value, dict):
+            print(f"{key:<{width}}  {value}")
+    print("\nseconds per model: full (of which SQL), incremental (of which SQL)")
+    incremental = results["incremental_model_s"]
+    for model, (total, sql) in results["full_model_s"].items():
+        inc_total, inc_sql = incremental.get(model, [0, 0])
+        print(f"  {model:<{width - 2}}  {total:>6} ({sql:>5})  {inc_total:>6} ({inc_sql:>5})")
+
+
+def model_seconds(build: Build) -> dict[str, list[float]]:
+    """Each model's seconds and the seconds of its SQL, slowest first."""
+    models = sorted(
+        ((n, s) for n, s in build.nodes.items() if n.startswith("model.")), key=lambda kv: -kv[1]
+    )
+    return {n.split(".")[-1]: [round(s, 3), round(build.sql.get(n, 0.0), 3)] for n, s in models}
 
 
 if __name__ == "__main__":

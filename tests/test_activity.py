@@ -28,9 +28,12 @@ MARTS = ["active_users", "usage_calendar_monthly", "usage_subscription_periods",
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
 
-def build(warehouse, *select: str, vars: dict[str, Any], full_refresh: bool = False) -> None:
-    """dbt build of `select` with their parents; unit tests run once, in the main scenario."""
-    args = ["build", "--select", *select, *NO_UNIT_TESTS]
+def build(
+    warehouse, *select: str, vars: dict[str, Any], full_refresh: bool = False, tests: bool = True
+) -> None:
+    """dbt build of `select` with their parents; unit tests run once, in the main
+    scenario; without `tests`, a dbt run (a reference build, not under test)."""
+    args = ["build", "--select", *select, *NO_UNIT_TESTS] if tests else ["run", "--select", *select]
     if full_refresh:
         args.append("--full-refresh")
     warehouse.dbt(*args, vars=vars)
@@ -136,42 +139,130 @@ def test_record_activity_rate_limit_keeps_hourly_activity_exact(warehouse):
     assert api.count_active_users("2024-02-01T01:00:00Z", settings=s) == 1
 
 
-# -- incremental activity_hourly equals a full refresh ----------------------------
-def test_incremental_build_counts_late_events_like_a_full_refresh(warehouse):
-    first = [
+# -- incremental builds equal a full refresh ---------------------------------------
+# Every table of the activity models that a run carries over, with the columns that
+# must not depend on how it was built (not the bookkeeping: build times, fingerprints).
+INCREMENTAL_TABLES = {
+    "activity_hourly": "select * from {} order by 1, 2",
+    "int_activity_days_localized": "select * from {} order by 1, 2",
+    "int_activity_periods_counted": (
+        "select grain, period_start_date, active_users from {} order by 1, 2"
+    ),
+    "int_subscription_periods_counted": (
+        "select subscription_key, period_kind, period_index, active_users,"
+        " subscription_start_date, members_fingerprint from {} order by 1, 2, 3"
+    ),
+    "active_users": "select * from {} order by 1, 2",
+    "usage_calendar_monthly": "select * from {} order by 1",
+    "usage_subscription_periods": "select * from {} order by 1, 2, 3",
+    "usage_daily": "select * from {} order by 1",
+}
+
+
+def snapshot(warehouse) -> dict[str, list[dict[str, Any]]]:
+    return {
+        name: warehouse.query(sql.format(relation(name, warehouse.settings)))
+        for name, sql in INCREMENTAL_TABLES.items()
+    }
+
+
+def assert_like_a_full_refresh(warehouse, vars: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The tables as the incremental runs left them equal a full refresh's."""
+    incremental = snapshot(warehouse)
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars, full_refresh=True, tests=False)
+    full = snapshot(warehouse)
+    for name in INCREMENTAL_TABLES:
+        assert incremental[name] == full[name], name
+    return full
+
+
+def test_incremental_builds_equal_a_full_refresh(warehouse):
+    """Late and backfilled events, activity after as_of, users moving between
+    accounts, a restated subscription start, a new account, then a new report
+    time zone and an earlier as_of: after each series of incremental runs every
+    carried-over table and every mart equals a full refresh."""
+    everyone = [
+        identify(
+            "2024-03-20T12:00:00Z", "u0", created_at="2024-03-20T12:00:00Z", account_id="acme"
+        ),
+        identify(
+            "2024-03-21T12:00:00Z", "u1", created_at="2024-03-21T12:00:00Z", account_id="acme"
+        ),
+        identify(
+            "2024-03-22T12:00:00Z", "u2", created_at="2024-03-22T12:00:00Z", account_id="beta"
+        ),
+        group("2024-03-20T13:00:00Z", "u0", "acme", subscription_start="2024-01-31T12:00:00Z"),
+        group("2024-03-22T13:00:00Z", "u2", "beta"),
+    ]
+    hourly_tracks = [
         track(f"2024-04-{day:02d}T{hour:02d}:15:00Z", "view", user_id=f"u{(day + hour) % 4}")
         for day in range(1, 11)
         for hour in (0, 9, 23)
     ]
-    load(warehouse, first, "first.ndjson")
+    load(warehouse, everyone + hourly_tracks, "first.ndjson")
     vars = {"as_of": "2024-04-11", "lookback_days": 3}
-    build(warehouse, "+active_users", vars=vars)
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars, tests=False)
     before = mart(warehouse, "activity_hourly", "user_id, hour_start")
 
+    # Incremental run 1: late events, a backfill, new activity, activity after as_of.
     late_and_new = [
         track("2024-04-09T09:40:00Z", "view", user_id="u2"),  # an hour that has a row: u2 09:15
         track("2024-04-08T12:00:00Z", "view", user_id="u9"),  # late, inside the lookback window
-        track(
-            "2024-03-01T08:00:00Z", "view", user_id="u8"
-        ),  # 40 days late: received after the build
+        track("2024-03-01T08:00:00Z", "view", user_id="u8"),  # 40 days late, received now
         track("2024-04-11T10:00:00Z", "view", user_id="u1"),  # new
+        track("2024-04-12T02:00:00Z", "view", user_id="u3"),  # after as_of; u3 was active before
+        track("2024-04-13T02:00:00Z", "view", user_id="u7"),  # after as_of only
     ]
     load(warehouse, late_and_new, "second.ndjson")
-    build(warehouse, "+active_users", vars=vars)
-    incremental = {t: mart(warehouse, t, "1, 2, 3") for t in ("activity_hourly", "active_users")}
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars)
+    # Incremental run 2: u1 moves to beta, u5 joins acme, beta's start is restated,
+    # u3 founds the new account gamma.
+    accounts_change = [
+        identify("2024-04-10T20:00:00Z", "u1", account_id="beta"),
+        identify(
+            "2024-04-10T21:00:00Z", "u5", created_at="2024-04-10T21:00:00Z", account_id="acme"
+        ),
+        group("2024-04-10T22:00:00Z", "u2", "beta", subscription_start="2024-02-15T12:00:00Z"),
+        group("2024-04-10T23:00:00Z", "u3", "gamma"),
+    ]
+    load(warehouse, accounts_change, "third.ndjson")
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars)
+    full = assert_like_a_full_refresh(warehouse, vars)
 
-    build(warehouse, "+active_users", vars=vars, full_refresh=True)
-    full = {t: mart(warehouse, t, "1, 2, 3") for t in ("activity_hourly", "active_users")}
-    assert incremental == full
-
-    hourly = {(r["user_id"], r["hour_start"]): r for r in incremental["activity_hourly"]}
-    assert len(hourly) == len(before) + 3
+    hourly = {(r["user_id"], r["hour_start"]): r for r in full["activity_hourly"]}
+    assert len(hourly) == len(before) + 9
     updated = hourly[("u2", utc("2024-04-09 09:00:00"))]
     assert (updated["event_count"], updated["last_active_at"]) == (2, utc("2024-04-09 09:40:00"))
     assert ("u8", utc("2024-03-01 08:00:00")) in hourly
     assert ("u9", utc("2024-04-08 12:00:00")) in hourly
-    march = by(incremental["active_users"], grain="month", period_start_date=date(2024, 3, 1))
-    assert march[0]["active_users"] == 1
+    months = by(full["active_users"], grain="month")
+    # March: u0, u1, u2 (their identify calls) and u8's backfilled event.
+    assert counts(months, "period_start_date", "active_users") == [
+        (date(2024, 3, 1), 4),
+        (date(2024, 4, 1), 6),  # u0-u3, u5 (identify) and u9; not u7, active after as_of only
+    ]
+    periods = full["usage_subscription_periods"]
+    beta = by(periods, account_id="beta", period_kind="month")
+    assert beta[0]["period_start_date"] == date(2024, 2, 15)  # the restated start
+    assert [r["active_users"] for r in beta] == [0, 2]  # u1 and u2, from March 15
+    acme = by(periods, account_id="acme", period_kind="year")
+    assert counts(acme, "registered_users", "active_users") == [(2, 2)]  # u0 and u5
+    assert by(periods, account_id="gamma", period_kind="year")[0]["active_users"] == 1
+
+    # Incremental run 3: another report time zone (the local dates change: every
+    # incremental table rebuilds itself) and an earlier as_of, with a new event at
+    # Kolkata's midnight (18:30 UTC) inside a UTC hour.
+    load(warehouse, [track("2024-04-10T18:40:00Z", "view", user_id="u6")], "fourth.ndjson")
+    vars = {"as_of": "2024-04-09", "lookback_days": 3, "report_timezone": "Asia/Kolkata"}
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars)
+    full = assert_like_a_full_refresh(warehouse, vars)
+    assert ("u6", date(2024, 4, 11)) in {
+        (r["user_id"], r["activity_date"]) for r in full["int_activity_days_localized"]
+    }
+    # April up to as_of: u7 and u6, active only after it, are left out of the cut month.
+    april = by(full["active_users"], grain="month", period_start_date=date(2024, 4, 1))[0]
+    assert april["period_end_date"] == date(2024, 4, 10)
+    assert april["active_users"] == 5  # u0-u3 and u9
 
 
 # -- the main scenario: New York, accounts, inactive users, boundaries ---------------

@@ -4,7 +4,8 @@
     report end. Period n (1-based) starts at anchor + (n - 1) * k months and
     ends at anchor + n * k months (k = 1, 3, 12), each boundary computed from
     the anchor and clamped to the month's length: Jan 31 -> Feb 28 -> Mar 31 ->
-    Apr 30. The last period is cut at the report end (the day after as_of).
+    Apr 30. The last period is cut at the report end (the day after as_of);
+    full_period_end_date is where it would end uncut.
 #}
 
 with
@@ -89,6 +90,7 @@ final as (
             when boundary_date < report_end_date then boundary_date
             else report_end_date
         end as period_end_date,
+        boundary_date as full_period_end_date,
         {{ trackhouse.subscription_label('start_month_offset', 'period_kind') }} as label
     from bounded
 )

@@ -3,13 +3,21 @@
     in the report time zone, from the period of the first activity to the one
     holding as_of; the last period of each grain is cut at the day after as_of.
     Periods without activity are listed with 0.
+
+    The counts of whole periods come from int_activity_periods_counted, kept
+    incrementally. A cut period is that count minus the users whose only
+    activity in the period came after as_of: the work grows with the activity
+    after as_of (usually none), not with the history.
 #}
 
 with
 
+counted as (
+    select * from {{ ref('int_activity_periods_counted') }}
+),
+
 activity_days as (
     select * from {{ ref('int_activity_days_localized') }}
-    where activity_date < {{ trackhouse.report_end_date() }}
 ),
 
 day_offsets as (
@@ -17,7 +25,11 @@ day_offsets as (
         first_date,
         {{ trackhouse.expand_series(
             0, dbt.datediff('first_date', trackhouse.as_of_date(), 'day')) }} as day_offset
-    from (select min(activity_date) as first_date from activity_days) as firsts
+    from (
+        select min(period_start_date) as first_date
+        from counted
+        where grain = 'day' and period_start_date < {{ trackhouse.report_end_date() }}
+    ) as firsts
     where first_date is not null
 ),
 
@@ -48,9 +60,10 @@ periods_bounded as (
         grain,
         period_start_date,
         case
-            when next_start_date < {{ trackhouse.report_end_date() }} then next_start_date
+            when full_period_end_date < {{ trackhouse.report_end_date() }} then full_period_end_date
             else {{ trackhouse.report_end_date() }}
-        end as period_end_date
+        end as period_end_date,
+        full_period_end_date
     from (
         select
             grain,
@@ -59,32 +72,60 @@ periods_bounded as (
                 when 'day' then cast({{ dbt.dateadd('day', 1, 'period_start_date') }} as date)
                 when 'week' then cast({{ dbt.dateadd('day', 7, 'period_start_date') }} as date)
                 else {{ trackhouse.add_months_clamped('period_start_date', 1) }}
-            end as next_start_date
+            end as full_period_end_date
         from periods
     ) as with_next
 ),
 
-{# One aggregation per grain: a day is a count of (already distinct) user-days. #}
-active as (
+{# -- the periods cut at the report end (the current week and month) -- #}
+
+cut_periods as (
     select
-        'day' as grain,
-        activity_date as period_start_date,
-        count(*) as active_users
-    from activity_days
-    group by 1, 2
-    union all
+        grain,
+        period_start_date,
+        full_period_end_date
+    from periods_bounded
+    where period_end_date < full_period_end_date
+),
+
+late_days as (
     select
-        'week' as grain,
-        cast({{ dbt.date_trunc('week', 'activity_date') }} as date) as period_start_date,
-        count(distinct user_id) as active_users
+        user_id,
+        activity_date
     from activity_days
-    group by 1, 2
-    union all
+    where
+        activity_date >= {{ trackhouse.report_end_date() }}
+        and activity_date < (select max(full_period_end_date) from cut_periods)
+),
+
+{# the days of the users in late_days before the report end, in a cut period #}
+early_days as (
     select
-        'month' as grain,
-        cast({{ dbt.date_trunc('month', 'activity_date') }} as date) as period_start_date,
-        count(distinct user_id) as active_users
+        user_id,
+        activity_date
     from activity_days
+    where
+        activity_date >= (select min(period_start_date) from cut_periods)
+        and activity_date < {{ trackhouse.report_end_date() }}
+        and user_id in (select user_id from late_days)
+),
+
+late_only_users as (
+    select
+        cut_periods.grain,
+        cut_periods.period_start_date,
+        count(distinct late_days.user_id) as late_only_users
+    from cut_periods
+    inner join late_days
+        on late_days.activity_date < cut_periods.full_period_end_date
+    where
+        not exists (
+            select 1
+            from early_days
+            where
+                early_days.user_id = late_days.user_id
+                and early_days.activity_date >= cut_periods.period_start_date
+        )
     group by 1, 2
 ),
 
@@ -95,12 +136,19 @@ final as (
         {{ trackhouse.local_midnight('periods_bounded.period_end_date') }} as period_end,
         periods_bounded.period_start_date,
         periods_bounded.period_end_date,
-        cast(coalesce(active.active_users, 0) as bigint) as active_users
+        cast(
+            coalesce(counted.active_users, 0) - coalesce(late_only_users.late_only_users, 0)
+            as bigint
+        ) as active_users
     from periods_bounded
-    left join active
+    left join counted
         on
-            periods_bounded.grain = active.grain
-            and periods_bounded.period_start_date = active.period_start_date
+            periods_bounded.grain = counted.grain
+            and periods_bounded.period_start_date = counted.period_start_date
+    left join late_only_users
+        on
+            periods_bounded.grain = late_only_users.grain
+            and periods_bounded.period_start_date = late_only_users.period_start_date
 )
 
 select * from final

@@ -1,7 +1,9 @@
 {#
     django-souvenirs' calendar_monthly_usage for the whole site: one row per
     calendar month in the report time zone, from the month of the first join or
-    activity to the month of as_of (cut at the day after as_of).
+    activity to the month of as_of (cut at the day after as_of). The active
+    users of a month are active_users' month rows (the same calendar months,
+    cut the same way), which are kept incrementally.
 #}
 
 with
@@ -10,9 +12,12 @@ users as (
     select * from {{ ref('int_users_resolved') }}
 ),
 
-activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
-    where activity_date < {{ trackhouse.report_end_date() }}
+active_months as (
+    select
+        period_start_date,
+        active_users
+    from {{ ref('active_users') }}
+    where grain = 'month'
 ),
 
 member_dates as (
@@ -36,7 +41,7 @@ first_month as (
     from (
         select min(joined_date) as first_date from joins_by_date
         union all
-        select min(activity_date) as first_date from activity_days
+        select min(period_start_date) as first_date from active_months
     ) as firsts
 ),
 
@@ -78,14 +83,6 @@ registered as (
     group by 1
 ),
 
-active as (
-    select
-        cast({{ dbt.date_trunc('month', 'activity_date') }} as date) as period_start_date,
-        count(distinct user_id) as active_users
-    from activity_days
-    group by 1
-),
-
 final as (
     select
         {{ trackhouse.local_midnight('months.period_start_date') }} as period_start,
@@ -101,10 +98,10 @@ final as (
         cast(extract(year from months.period_start_date) as integer) as calendar_year,
         cast(registered.registered_users as bigint) as registered_users,
         cast(registered.activated_users as bigint) as activated_users,
-        cast(coalesce(active.active_users, 0) as bigint) as active_users
+        cast(coalesce(active_months.active_users, 0) as bigint) as active_users
     from months
     inner join registered on months.period_start_date = registered.period_start_date
-    left join active on months.period_start_date = active.period_start_date
+    left join active_months on months.period_start_date = active_months.period_start_date
 )
 
 select * from final

@@ -18,8 +18,13 @@ users as (
     select * from {{ ref('int_users_resolved') }}
 ),
 
-activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
+{# active_users' day rows: the same local days, kept incrementally #}
+active_days as (
+    select
+        period_start_date as usage_date,
+        active_users
+    from {{ ref('active_users') }}
+    where grain = 'day'
 ),
 
 day_offsets as (
@@ -67,14 +72,6 @@ joins_by_day as (
     group by 1
 ),
 
-active as (
-    select
-        activity_date as usage_date,
-        count(*) as active_users
-    from activity_days
-    group by 1
-),
-
 final as (
     select
         days.usage_date,
@@ -92,10 +89,10 @@ final as (
         cast(sum(coalesce(joins_by_day.joined_active_users, 0)) over (
             order by days.usage_date rows between unbounded preceding and current row
         ) as bigint) as activated_users,
-        cast(coalesce(active.active_users, 0) as bigint) as active_users
+        cast(coalesce(active_days.active_users, 0) as bigint) as active_users
     from days
     left join joins_by_day on days.usage_date = joins_by_day.usage_date
-    left join active on days.usage_date = active.usage_date
+    left join active_days on days.usage_date = active_days.usage_date
 )
 
 select * from final

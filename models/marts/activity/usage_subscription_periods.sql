@@ -6,6 +6,10 @@
       registered_users = users with joined_at < end;
       activated_users  = those of them whose current is_active is true;
       active_users     = distinct users with activity in [start, end).
+    The active members of whole periods come from
+    int_subscription_periods_counted, kept incrementally. A period cut at the
+    report end is that count minus the members whose only activity in it came
+    after as_of: the work grows with the activity after as_of (usually none).
 #}
 
 with
@@ -14,8 +18,8 @@ periods as (
     select * from {{ ref('int_subscription_periods_generated') }}
 ),
 
-subscriptions as (
-    select * from {{ ref('int_subscriptions_anchored') }}
+counted as (
+    select * from {{ ref('int_subscription_periods_counted') }}
 ),
 
 users as (
@@ -70,40 +74,62 @@ registered as (
     group by 1, 2, 3
 ),
 
-{# The subscription month each active day falls in; coarser kinds group months. #}
-member_months as (
-    select distinct
-        subscription_members.subscription_key,
-        activity_days.user_id,
-        {{ trackhouse.months_between_clamped(
-            'subscriptions.subscription_start_date', 'activity_days.activity_date') }}
-            as month_offset
-    from activity_days
-    inner join subscription_members
-        on activity_days.user_id = subscription_members.user_id
-    inner join subscriptions
-        on subscription_members.subscription_key = subscriptions.subscription_key
-    where
-        activity_days.activity_date >= subscriptions.subscription_start_date
-        and activity_days.activity_date < {{ trackhouse.report_end_date() }}
-),
+{# -- the periods cut at the report end (the current ones) -- #}
 
-period_kinds as (
-    select distinct
-        period_kind,
-        months_per_period
-    from periods
-),
-
-active as (
+cut_periods as (
     select
-        member_months.subscription_key,
-        period_kinds.period_kind,
-        cast(floor(member_months.month_offset / (1.0 * period_kinds.months_per_period)) as integer)
-        + 1 as period_index,
-        count(distinct member_months.user_id) as active_users
-    from member_months
-    cross join period_kinds
+        subscription_key,
+        period_kind,
+        period_index,
+        period_start_date,
+        full_period_end_date
+    from periods
+    where period_end_date < full_period_end_date
+),
+
+late_days as (
+    select
+        user_id,
+        activity_date
+    from activity_days
+    where
+        activity_date >= {{ trackhouse.report_end_date() }}
+        and activity_date < (select max(full_period_end_date) from cut_periods)
+),
+
+{# the days of the users in late_days before the report end, in a cut period #}
+early_days as (
+    select
+        user_id,
+        activity_date
+    from activity_days
+    where
+        activity_date >= (select min(period_start_date) from cut_periods)
+        and activity_date < {{ trackhouse.report_end_date() }}
+        and user_id in (select user_id from late_days)
+),
+
+late_only_members as (
+    select
+        cut_periods.subscription_key,
+        cut_periods.period_kind,
+        cut_periods.period_index,
+        count(distinct late_days.user_id) as late_only_users
+    from cut_periods
+    inner join subscription_members
+        on cut_periods.subscription_key = subscription_members.subscription_key
+    inner join late_days
+        on
+            subscription_members.user_id = late_days.user_id
+            and late_days.activity_date < cut_periods.full_period_end_date
+    where
+        not exists (
+            select 1
+            from early_days
+            where
+                early_days.user_id = late_days.user_id
+                and early_days.activity_date >= cut_periods.period_start_date
+        )
     group by 1, 2, 3
 ),
 
@@ -119,18 +145,26 @@ final as (
         cast(periods.label as {{ dbt.type_string() }}) as label,
         cast(registered.registered_users as bigint) as registered_users,
         cast(registered.activated_users as bigint) as activated_users,
-        cast(coalesce(active.active_users, 0) as bigint) as active_users
+        cast(
+            coalesce(counted.active_users, 0) - coalesce(late_only_members.late_only_users, 0)
+            as bigint
+        ) as active_users
     from periods
     inner join registered
         on
             periods.subscription_key = registered.subscription_key
             and periods.period_kind = registered.period_kind
             and periods.period_index = registered.period_index
-    left join active
+    left join counted
         on
-            periods.subscription_key = active.subscription_key
-            and periods.period_kind = active.period_kind
-            and periods.period_index = active.period_index
+            periods.subscription_key = counted.subscription_key
+            and periods.period_kind = counted.period_kind
+            and periods.period_index = counted.period_index
+    left join late_only_members
+        on
+            periods.subscription_key = late_only_members.subscription_key
+            and periods.period_kind = late_only_members.period_kind
+            and periods.period_index = late_only_members.period_index
 )
 
 select * from final
