@@ -79,7 +79,7 @@ def test_bad_calls_raise_and_are_recorded_as_rejected(warehouse):
         with pytest.raises(InvalidEventError, match="period 'year' is not one of"):
             tracker.record_statistic("shop.orders", 3, "year")
         tracker.record_conversion("signup", user_id="u1", at=T0)
-        with pytest.raises(InvalidEventError, match="date_joined=.* naive datetime"):
+        with pytest.raises(InvalidEventError, match=r"date_joined=.* naive datetime"):
             tracker.record_user("u1", date_joined=datetime(2024, 1, 1))
     rejected = warehouse.raw("rejected")
     assert len(rejected) == 5  # every bad call is recorded, naive datetimes too
