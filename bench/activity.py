@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
+from _common import duckdb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -258,13 +259,7 @@ def sql_seconds(log: Path, invocation_id: str) -> dict[str, float]:
 
 
 def dbt(db: Path, target_dir: Path, *args: str) -> Build:
-    env = {
-        **os.environ,
-        "TRACKHOUSE_TARGET": "duckdb",
-        "TRACKHOUSE_DUCKDB_PATH": str(db),
-        "DBT_PROFILES_DIR": str(ROOT),
-        "TRACKHOUSE_PROJECT_DIR": str(ROOT),
-    }
+    env = duckdb_env(db)
     cmd = [
         str(BIN / "dbt"),
         *args,

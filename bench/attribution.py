@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from _common import duckdb_env
 
 from trackhouse.parsing import TRACKING_PARAMETERS
 
@@ -262,13 +263,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-attribution-"))
     db = workdir / "bench.duckdb"
-    env = {
-        **os.environ,
-        "TRACKHOUSE_TARGET": "duckdb",
-        "TRACKHOUSE_DUCKDB_PATH": str(db),
-        "TRACKHOUSE_PROJECT_DIR": str(ROOT),
-        "DBT_PROFILES_DIR": str(ROOT),
-    }
+    env = duckdb_env(db)
     os.environ.update(env)
     target = ["--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")]
     results: dict[str, Any] = {"scale": vars(args)}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from _common import duckdb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -211,13 +211,7 @@ def add_late_events(db: Path, events: int, conversions: int) -> dict[str, int]:
 
 def dbt(db: Path, target_dir: Path, as_of: str, *args: str) -> dict[str, float]:
     """Wall-clock seconds of a dbt command and the execution time of each model."""
-    env = {
-        **os.environ,
-        "TRACKHOUSE_TARGET": "duckdb",
-        "TRACKHOUSE_DUCKDB_PATH": str(db),
-        "DBT_PROFILES_DIR": str(ROOT),
-        "TRACKHOUSE_PROJECT_DIR": str(ROOT),
-    }
+    env = duckdb_env(db)
     cmd = [
         str(BIN / "dbt"),
         *args,
