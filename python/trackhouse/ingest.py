@@ -102,16 +102,21 @@ class Tracker:
         spool_dir: str | os.PathLike[str] | None = None,
         drain: str | None = None,
         drain_interval: float = 1.0,
-        flush_interval: float = 0.5,
-        fsync_each_call: bool = True,
+        flush_interval: float = 0.2,
+        fsync_each_call: bool = False,
         max_spool_bytes: int | None = None,
         on_error: OnError | None = None,
         allowed_events: Collection[str] | None = None,
     ) -> None:
-        """`flush_interval`: how often the background thread fsyncs (when
-        `fsync_each_call` is off), seals the segment so a drain can take it, and
-        drains in "thread" mode; 0 runs no thread. `on_error(exc, what)` is called
-        (in the thread that hit it) whenever a drain or a spool write fails."""
+        """`flush_interval`: how often the background thread fsyncs, seals the
+        segment so a drain can take it, and drains in "thread" mode; 0 runs no
+        thread. Every call is written to the spool file before it returns (a
+        crash of the process cannot lose it); `fsync_each_call=True` also waits
+        for the disk (one fsync shared by the threads calling meanwhile), which
+        makes a call as slow as the disk's flush but survives a power loss;
+        otherwise a machine crash can lose the last `flush_interval` seconds.
+        `on_error(exc, what)` is called (in the thread that hit it) whenever a
+        drain or a spool write fails."""
         self.settings = settings or load_settings()
         self.drain_mode = _drain_mode(drain, self.settings)
         self.drain_interval = float(drain_interval)
@@ -130,6 +135,7 @@ class Tracker:
         self._start()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (t := ref()) and t._start())
+        _open_trackers.add(self)
 
     # -- per process ------------------------------------------------------
     def _start(self) -> None:
@@ -147,13 +153,14 @@ class Tracker:
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
             try:
-                if not self.fsync_each_call:
-                    self.spool.sync()
+                self.spool.sync()
                 self.spool.seal_if_older()
             except Exception as exc:
                 self._report(exc, "sealing the spool segment")
             if self.drain_mode == "thread" and time.monotonic() >= self._next_drain:
-                self.drain()
+                # A short wait for a locked DuckDB file, then back off and retry:
+                # close() never waits long for this thread.
+                self.drain(lock_timeout=CLOSE_LOCK_TIMEOUT)
 
     def _report(self, exc: BaseException, what: str) -> None:
         log.warning("trackhouse: %s failed: %s", what, exc)
@@ -173,7 +180,9 @@ class Tracker:
         if not self._drain_lock.acquire(blocking=False):
             return False  # another thread of this process is draining
         try:
-            report = drain(self.spool_dir, self.settings, lock_timeout=lock_timeout)
+            report = drain(
+                self.spool_dir, self.settings, lock_timeout=lock_timeout, stop=self._stop
+            )
         except Exception as exc:
             self._failures += 1
             backoff = min(60.0, self.drain_interval * 2**self._failures)
@@ -250,10 +259,13 @@ class Tracker:
             return
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=CLOSE_LOCK_TIMEOUT + 5)
+            # It stops after the segment it is loading (or its short lock wait).
+            self._thread.join()
+        self._stop.clear()  # so that the final drain below runs to the end
         try:
             self.flush()
         finally:
+            self._stop.set()
             self._closed = True
 
     def __enter__(self) -> Tracker:
@@ -552,6 +564,21 @@ def _source_ref(obj: Any) -> str:
     return str(obj)
 
 
+# Every open Tracker is closed at normal interpreter exit (its thread stopped,
+# its segment sealed, a last bounded drain), so no daemon thread is inside a
+# database driver while the interpreter shuts down.
+_open_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for tracker in list(_open_trackers):
+        try:
+            tracker.close()
+        except Exception:
+            log.exception("trackhouse: closing a Tracker at exit failed")
+
+
 # -- module-level API on a default tracker ---------------------------------
 _default: Tracker | None = None
 _default_lock = threading.Lock()
@@ -563,8 +590,7 @@ def get_tracker() -> Tracker:
     global _default
     with _default_lock:
         if _default is None or _default._closed:
-            _default = Tracker()
-            atexit.register(_default.close)
+            _default = Tracker()  # closed at exit with every open Tracker
         return _default
 
 
