@@ -29,9 +29,12 @@ APP = textwrap.dedent(
     """
     import sys, time
     from datetime import UTC, datetime
-    from trackhouse import Tracker
+    from trackhouse import Tracker, get_tracker
     at = datetime(2024, 3, 1, 10, tzinfo=UTC)
-    tracker = Tracker(flush_interval=0.05, drain_interval=0.1)
+    if sys.argv[2] == "default":  # the module-level API's tracker
+        tracker = get_tracker()
+    else:
+        tracker = Tracker(flush_interval=0.05, drain_interval=0.1)
     print("ready", flush=True)
     for i in range(int(sys.argv[1])):
         if i % 5 == 0:
@@ -82,17 +85,22 @@ def _landed(warehouse, ids: list[str]) -> dict[str, int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_an_app_killed_mid_stream_loses_nothing_it_returned(warehouse, sig):
-    """SIGKILL (or SIGTERM) at an arbitrary moment, then a drain: every call that
-    returned is in the warehouse exactly once. On PostgreSQL the app's own drain
+    """SIGKILL (or SIGTERM, which the default tracker answers with an fsync) at an
+    arbitrary moment, then a drain: every call that returned is in the warehouse
+    exactly once. On PostgreSQL the app's own drain
     thread is running too, so the kill may also land in the middle of a drain."""
     ensure_schema(warehouse.settings)
-    proc = _start(APP, "100000")
+    proc = _start(APP, "100000", "default" if sig == signal.SIGTERM else "own")
     try:
         ids = _read_ids(proc, stop_after=1500)
         proc.send_signal(sig)
+        assert proc.stdout is not None
+        # what it printed before dying: calls that returned too
+        ids += [line for line in proc.stdout.read().split() if line != "done"]
         proc.wait(timeout=30)
     finally:
         proc.kill()
+    assert proc.returncode == -sig  # died of the signal, as without trackhouse
     assert len(ids) >= 1000, "the app made too few calls to test anything"
     report = drain(warehouse.settings.spool_dir, warehouse.settings)
     assert report.balanced and report.rejected == 0

@@ -37,6 +37,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 import time
 import uuid
@@ -591,7 +592,27 @@ def get_tracker() -> Tracker:
     with _default_lock:
         if _default is None or _default._closed:
             _default = Tracker()  # closed at exit with every open Tracker
+            _fsync_on_sigterm(_default)
         return _default
+
+
+def _fsync_on_sigterm(tracker: Tracker) -> None:
+    """Where nobody handles SIGTERM (a plain script or worker: the default action
+    kills the process), fsync the spool first, then die as SIGTERM would. The
+    calls are already in the file; this makes them survive a power loss too.
+    Servers that handle SIGTERM themselves (gunicorn, uvicorn) exit normally,
+    which closes the tracker."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        tracker.spool.fsync_now()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def record_activity(

@@ -348,6 +348,14 @@ class Spool:
             with self._lock:
                 self._synced = max(self._synced, target)
 
+    def fsync_now(self) -> None:
+        """fsync the current segment without taking any lock (for a signal handler,
+        which may run while this very thread is inside `append`)."""
+        fd = self._fd
+        if fd is not None and self._pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+
     def append_rejected(
         self, payload: str, reason: str, received_at: datetime | None = None
     ) -> None:
