@@ -172,3 +172,14 @@ def test_times_are_stored_in_utc(warehouse):
     assert (link["anonymous_id"], link["user_id"]) == ("anon-9", "u1")
     # record_user and record_account are not activity; identify (a login) is.
     assert [r["user_id"] for r in warehouse.raw("activity")] == ["u1"]
+
+
+def test_a_call_no_rule_foresaw_is_rejected_not_crashed(warehouse):
+    with Tracker(warehouse.settings, drain="close", flush_interval=0) as tracker:
+        with pytest.raises(InvalidEventError):  # never a TypeError/OverflowError
+            # an integer orjson cannot encode (over 64 bits) in the custom data
+            tracker.record_conversion("signup", user_id="u1", custom_data={"n": 2**80}, at=T0)
+        tracker.record_conversion("signup", user_id="u1", at=T0)
+    (rejected,) = warehouse.raw("rejected")
+    assert rejected["reason"] and rejected["source"] == "api"
+    assert warehouse.count("conversion_events") == 1

@@ -229,16 +229,32 @@ class Tracker:
                 else self.allowed_events,
                 api=True,
             )
-        except InvalidEventError as exc:
-            payload = orjson.dumps(event, default=_json_default).decode()
+            event["receivedAt"] = _iso(received_at)
+            line = orjson.dumps(event, default=_json_default)
+        except Exception as exc:
+            # Invalid input, or a value no parser rule foresaw: either way a
+            # rejection with its reason, never another exception.
+            error = (
+                exc
+                if isinstance(exc, InvalidEventError)
+                else InvalidEventError(
+                    f"internal error while validating this call: {type(exc).__name__}: {exc}; "
+                    "please report it with the call's arguments"
+                )
+            )
             try:
-                self.spool.append_rejected(payload, str(exc), received_at)
+                payload = orjson.dumps(event, default=_json_default).decode()
+            except Exception:
+                payload = repr(event)
+            try:
+                self.spool.append_rejected(payload, str(error), received_at)
             except SpoolError as spool_exc:
                 self._report(spool_exc, "recording a refused call in the spool")
-            raise
-        event["receivedAt"] = _iso(received_at)
+            if error is exc:
+                raise
+            raise error from exc
         try:
-            self.spool.append([event], sync=self.fsync_each_call)
+            self.spool.append([line], sync=self.fsync_each_call)
         except SpoolError as exc:
             self._report(exc, "appending to the spool")
             raise
