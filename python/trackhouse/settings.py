@@ -82,8 +82,21 @@ class Settings:
 
     @cached_property
     def duckdb_path(self) -> Path:
-        path = Path(str(self.output["path"]))
-        return path if path.is_absolute() else Path.cwd() / path
+        """The DuckDB file; a relative path is relative to the project directory
+        (where profiles.yml and dbt_project.yml are), whatever the working directory."""
+        return self.resolve(str(self.output["path"]))
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """A configured path: `~` expanded, relative ones against the project directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.project_dir / p).resolve()
+
+    @cached_property
+    def spool_dir(self) -> Path:
+        """Where the application spools events for this target: $TRACKHOUSE_SPOOL_DIR,
+        else data/spool/<target> in the project directory."""
+        explicit = os.environ.get("TRACKHOUSE_SPOOL_DIR")
+        return self.resolve(explicit) if explicit else self.resolve(f"data/spool/{self.target}")
 
     @property
     def sqlalchemy_url(self) -> str:
