@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8088, help="port (default 8088)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
-        "--spool-dir", help="spool directory (default $TRACKHOUSE_SPOOL_DIR, else data/spool)"
+        "--spool-dir",
+        help="spool directory (default $TRACKHOUSE_SPOOL_DIR, else data/spool/<target>)",
     )
     serve.add_argument(
         "--write-key",

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -34,7 +35,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import TrackhouseError
 from .config import ENV_RUNTIME, CollectorConfig, with_demo_key
-from .messages import BATCH_ENDPOINTS, ENDPOINT_TYPES, RequestRefused, inflate, parse_json, prepare
+from .messages import (
+    BATCH_ENDPOINTS,
+    ENDPOINT_TYPES,
+    Prepared,
+    RequestRefused,
+    inflate,
+    parse_json,
+    prepare,
+)
 from .metrics import Metrics
 
 access_logger = logging.getLogger("trackhouse.collector.access")
@@ -42,9 +51,29 @@ _LOGGED_STATE = ("source", "bytes", "events", "refused", "code")
 _SETTINGS_PATH = re.compile(r"^(/v1/projects/)[^/]+(/settings)$")
 
 
+# How often a worker seals its spool segment when idle, so a drain sees every event
+# (a segment also seals itself on the first append after spool.seal_after seconds).
+SEAL_INTERVAL = 1.0
+
+
 class SpoolLike(Protocol):
-    def append(self, messages: list[Any]) -> None: ...
+    def append(self, messages: list[Any]) -> int: ...
+    def append_rejected(
+        self, payload: str, reason: str, received_at: datetime | None = None
+    ) -> None: ...
     def depth_bytes(self) -> int: ...
+    def seal_if_older(self, seconds: float | None = None) -> bool: ...
+    def close(self) -> None: ...
+
+
+def store(spool: SpoolLike, prepared: Prepared, received_at: datetime) -> None:
+    """Refused messages (for the rejected table) first, then the accepted ones; each
+    write is fsync'd before this returns."""
+    naive = received_at.astimezone(UTC).replace(tzinfo=None)
+    for refusal in prepared.refusals:
+        spool.append_rejected(refusal.payload, refusal.reason, naive)
+    if prepared.lines:
+        spool.append(prepared.lines)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -143,7 +172,9 @@ class Collector:
             from ..spool import Spool
 
             self._spool = Spool(
-                self.config.spool_dir, source="collector", max_bytes=self.config.max_spool_bytes
+                spool_directory(self.config),
+                source="collector",
+                max_bytes=self.config.max_spool_bytes,
             )
         return self._spool
 
@@ -196,8 +227,8 @@ class Collector:
             prepared = prepare(
                 payload, endpoint, source=source, received_at=received_at, config=self.config
             )
-            if prepared.lines:
-                await self._append(prepared.lines)
+            if prepared.lines or prepared.refusals:
+                await self._store(prepared, received_at)
         except RequestRefused as exc:
             return self._refuse(request, exc)
         request.state.events = prepared.accepted
@@ -228,11 +259,11 @@ class Collector:
         self.metrics.add("trackhouse_collector_requests_total", status="200")
         return _json(200, {"success": True})
 
-    async def _append(self, lines: list[bytes]) -> None:
+    async def _store(self, prepared: Prepared, received_at: datetime) -> None:
         from ..spool import SpoolFullError
 
         try:
-            await anyio.to_thread.run_sync(self.spool.append, lines)
+            await anyio.to_thread.run_sync(store, self.spool, prepared, received_at)
         except SpoolFullError as exc:
             retry_after = max(1, int(getattr(exc, "retry_after", 5) or 5))
             raise RequestRefused(
@@ -328,8 +359,20 @@ def create_app(config: CollectorConfig, *, spool: SpoolLike | None = None) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        _ = collector.spool  # open the spool before the first request
-        yield
+        spool = collector.spool  # open the spool before the first request
+
+        async def seal_when_idle() -> None:
+            while True:
+                await anyio.sleep(SEAL_INTERVAL)
+                await anyio.to_thread.run_sync(spool.seal_if_older)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(seal_when_idle)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        spool.close()  # fsync and seal: the drain can load everything
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.collector = collector
@@ -354,6 +397,16 @@ def app_from_env() -> Starlette:
     if not config.access_log:
         access_logger.disabled = True
     return create_app(config)
+
+
+def spool_directory(config: CollectorConfig) -> Path:
+    """The configured spool directory, else the target's (TRACKHOUSE_SPOOL_DIR, else
+    data/spool/<target> in the project directory), where the drain looks."""
+    if config.spool_dir:
+        return Path(config.spool_dir)
+    from ..settings import load_settings
+
+    return load_settings().spool_dir
 
 
 def node_modules_dir(config: CollectorConfig) -> Path | None:

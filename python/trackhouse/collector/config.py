@@ -37,12 +37,10 @@ from ..errors import ConfigError
 
 ENV_CONFIG_FILE = "TRACKHOUSE_COLLECTOR_CONFIG"
 ENV_WRITE_KEYS = "TRACKHOUSE_COLLECTOR_WRITE_KEYS"
-ENV_SPOOL_DIR = "TRACKHOUSE_SPOOL_DIR"
 ENV_CORS_ORIGINS = "TRACKHOUSE_COLLECTOR_CORS_ORIGINS"
 # How `serve` hands the resolved configuration (hashes only) to uvicorn's worker processes.
 ENV_RUNTIME = "TRACKHOUSE_COLLECTOR_RUNTIME"
 
-DEFAULT_SPOOL_DIR = "data/spool"
 # Segment's limits (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/)
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -100,7 +98,8 @@ def parse_write_keys(items: Iterable[str]) -> dict[str, str]:
 class CollectorConfig:
     """Everything a collector process needs. `write_keys` maps sha256:<hex> -> source name."""
 
-    spool_dir: str = DEFAULT_SPOOL_DIR
+    # Empty: the target's spool directory ($TRACKHOUSE_SPOOL_DIR, else data/spool/<target>).
+    spool_dir: str = ""
     write_keys: Mapping[str, str] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
     max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES
@@ -186,8 +185,6 @@ def load_config(
         key_items.append(os.environ[ENV_WRITE_KEYS])
     if os.environ.get(ENV_CORS_ORIGINS):
         origins += [o.strip() for o in os.environ[ENV_CORS_ORIGINS].split(",") if o.strip()]
-    if os.environ.get(ENV_SPOOL_DIR) and "spool_dir" not in settings:
-        settings["spool_dir"] = os.environ[ENV_SPOOL_DIR]
     key_items += list(write_keys)
     origins += list(cors_origins)
     if spool_dir is not None:

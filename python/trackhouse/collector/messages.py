@@ -46,10 +46,6 @@ ENDPOINT_TYPES = {
     "a": "alias",
 }
 BATCH_ENDPOINTS = frozenset({"batch", "import", "b"})
-# A message the collector refused (too big, a NUL character): stored in the spool with
-# this type so the drain records it in the rejected table with the reason, like any
-# other event the loader refuses.
-REFUSED_TYPE = "trackhouse_refused"
 _NUL_ESCAPE = b"\\u0000"
 
 
@@ -67,9 +63,13 @@ class RequestRefused(Exception):
 
 @dataclass
 class Refusal:
+    """A message refused at the edge; the spool records it (payload and reason) for
+    the drain to write to the rejected table, so nothing is lost."""
+
     index: int
     message_id: str | None
     reason: str
+    payload: str
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "messageId": self.message_id, "reason": self.reason}
@@ -78,6 +78,7 @@ class Refusal:
 @dataclass
 class Prepared:
     """What one request becomes: lines for the spool and the refused messages."""
+
 
     lines: list[bytes] = field(default_factory=list)
     accepted: int = 0
@@ -185,20 +186,6 @@ def _merge(outer: Any, inner: Any) -> Any:
     return inner if inner is not None else outer
 
 
-def refusal_record(
-    message: Any, reason: str, *, message_id: str, received_at: datetime, source: str
-) -> dict[str, Any]:
-    return {
-        "type": REFUSED_TYPE,
-        "messageId": message_id,
-        "timestamp": iso(received_at),
-        "receivedAt": iso(received_at),
-        "projectId": source,
-        "reason": reason,
-        "message": message,
-    }
-
-
 def prepare(
     payload: Any,
     endpoint: str,
@@ -259,11 +246,7 @@ def prepare(
                 "store; remove it from the value"
             )
         if reason is not None:
-            out.refusals.append(Refusal(index, message_id, reason))
-            record = refusal_record(
-                message, reason, message_id=message_id, received_at=received_at, source=source
-            )
-            out.lines.append(orjson.dumps(record))
+            out.refusals.append(Refusal(index, message_id, reason, encoded.decode()))
             continue
         assert isinstance(message, dict)
         message = dict(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 
 from ..errors import ConfigError
 from .config import ENV_RUNTIME, CollectorConfig, load_config, with_demo_key
@@ -54,7 +55,9 @@ def serve(
     )
     config = with_demo_key(config)
     check(config)
-    os.makedirs(config.spool_dir, exist_ok=True)
+    from .app import spool_directory
+
+    config = replace(config, spool_dir=str(spool_directory(config).resolve()))
     # Workers are separate processes: they read the resolved configuration (hashes only).
     os.environ[ENV_RUNTIME] = config.to_json()
     uvicorn.run(
