@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from filelock import FileLock
 
 from trackhouse.collector import hash_write_key
 
 ROOT = Path(__file__).resolve().parents[1]
+SDK_DIR = ROOT / "tests" / "sdk"
 WRITE_KEY = "test-write-key-web"
 OTHER_KEY = "test-write-key-backend"
 
@@ -102,3 +104,20 @@ def start_collector(tmp: Path, *args: str, spool_dir: Path | None = None) -> Col
     return Collector(
         spool_dir=spool_dir or tmp / "spool", log=tmp / "collector.log", args=list(args)
     ).start()
+
+
+def npm_install() -> None:
+    """`npm ci` into tests/sdk/node_modules once (cached there; gitignored)."""
+    with FileLock(str(SDK_DIR / ".npm-install.lock"), timeout=600):
+        marker = SDK_DIR / "node_modules" / ".package-lock.json"
+        lock = SDK_DIR / "package-lock.json"
+        if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+            return
+        proc = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=SDK_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, f"npm ci failed:\n{proc.stdout}\n{proc.stderr}"

@@ -17,38 +17,18 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from trackhouse.spool import drain
 
-from collector_server import WRITE_KEY, start_collector
+from collector_server import SDK_DIR, WRITE_KEY, npm_install, start_collector
 
-SDK_DIR = Path(__file__).resolve().parent / "sdk"
 NODE = shutil.which("node") or "/usr/bin/node"
 CLIENTS = ("segment_py", "rudder_py", "node")
 
 pytestmark = pytest.mark.slow
-
-
-def npm_install() -> None:
-    """`npm ci` into tests/sdk/node_modules once (cached there; gitignored)."""
-    with FileLock(str(SDK_DIR / ".npm-install.lock"), timeout=600):
-        marker = SDK_DIR / "node_modules" / ".package-lock.json"
-        lock = SDK_DIR / "package-lock.json"
-        if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
-            return
-        proc = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=SDK_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, f"npm ci failed:\n{proc.stdout}\n{proc.stderr}"
 
 
 def story(p: str, base: datetime) -> list[dict[str, Any]]:

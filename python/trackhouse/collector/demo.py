@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -105,8 +105,12 @@ def demo_routes(config: CollectorConfig) -> list[BaseRoute]:
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
     return [
         Route("/", index, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount(
             "/analytics-next/bundles",
             app=StaticFiles(directory=analytics_next_bundles(modules)),
