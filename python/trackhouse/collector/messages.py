@@ -23,6 +23,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -125,8 +126,11 @@ def parse_json(data: bytes) -> Any:
 
 def _parse_time(value: Any) -> datetime | None:
     """An ISO 8601 time with an offset, or None (the loader explains bad ones)."""
-    if not isinstance(value, str):
-        return None
+    return _parse_iso(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=256)  # a batch's sentAt repeats for every message
+def _parse_iso(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
