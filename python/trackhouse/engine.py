@@ -57,13 +57,11 @@ def _engine(url: str, is_duckdb: bool, read_only: bool = False) -> Engine:
         # it only for the moment it writes or reads, and dbt can run in between.
         args = {"read_only": True} if read_only else {}
         return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+    # A bounded connect: a drain thread must notice an unreachable server and retry.
+    args = {"connect_timeout": 10}
     if read_only:
-        return sa.create_engine(
-            url,
-            pool_pre_ping=True,
-            connect_args={"options": "-c default_transaction_read_only=on"},
-        )
-    return sa.create_engine(url, pool_pre_ping=True)
+        args["options"] = "-c default_transaction_read_only=on"  # type: ignore[assignment]
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:

@@ -7,6 +7,7 @@ and the same target, so one environment variable moves everything.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -93,10 +94,17 @@ class Settings:
 
     @cached_property
     def spool_dir(self) -> Path:
-        """Where the application spools events for this target: $TRACKHOUSE_SPOOL_DIR,
-        else data/spool/<target> in the project directory."""
+        """Where the application spools events for this warehouse: $TRACKHOUSE_SPOOL_DIR,
+        else beside the DuckDB file (`warehouse.duckdb.spool/`), else (PostgreSQL)
+        `data/spool/postgres-<host>-<port>-<dbname>` in the project directory."""
         explicit = os.environ.get("TRACKHOUSE_SPOOL_DIR")
-        return self.resolve(explicit) if explicit else self.resolve(f"data/spool/{self.target}")
+        if explicit:
+            return self.resolve(explicit)
+        if self.is_duckdb:
+            return self.duckdb_path.with_name(self.duckdb_path.name + ".spool")
+        o = self.output
+        where = f"{o.get('host')}-{o.get('port', 5432)}-{o.get('dbname') or o.get('database')}"
+        return self.resolve(f"data/spool/{self.target}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", where))
 
     @property
     def sqlalchemy_url(self) -> str:

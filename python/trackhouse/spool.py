@@ -348,6 +348,14 @@ class Spool:
             with self._lock:
                 self._synced = max(self._synced, target)
 
+    def fsync_now(self) -> None:
+        """fsync the current segment without taking any lock (for a signal handler,
+        which may run while this very thread is inside `append`)."""
+        fd = self._fd
+        if fd is not None and self._pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+
     def append_rejected(
         self, payload: str, reason: str, received_at: datetime | None = None
     ) -> None:
@@ -509,6 +517,7 @@ def drain(
     progress: bool = False,
     lock_timeout: float | None = None,
     vectorised: bool = True,
+    stop: threading.Event | None = None,
 ) -> LoadReport:
     """Load every sealed segment (and recorded refusals) of a spool into the warehouse.
 
@@ -520,8 +529,10 @@ def drain(
 
     `lock_timeout` bounds the wait for a DuckDB file another process holds
     (default: TRACKHOUSE_LOCK_TIMEOUT); then `WarehouseBusyError` is raised and
-    the remaining segments stay in the spool.
+    the remaining segments stay in the spool. `stop`, when set, ends the drain
+    after the segment in progress (the rest stay for the next drain).
     """
+    from .engine import ensure_schema, raw_connection
     from .engine import lock_timeout as lock_timeout_for
     from .fastpath import FastPath
     from .loader import BATCH_SIZE, LoadReport, Progress, _chunks, parse_chunk
@@ -542,10 +553,18 @@ def drain(
     total = sum((directory / n).stat().st_size for n in names if (directory / n).exists())
     bar = Progress(directory.name, total, progress)
     done_bytes = 0
-    fast = FastPath() if vectorised else None
+    fast: FastPath | None = None
     try:
         with lock_timeout_for(lock_timeout):
+            if names:
+                # Is the warehouse there? Ask before parsing anything, so a drain
+                # retried during an outage costs a connection attempt, not a parse.
+                with raw_connection(settings):
+                    pass
+                ensure_schema(settings)
             for name in names:
+                if stop is not None and stop.is_set():
+                    break
                 path = directory / name
                 with _claimed(path) as fd:
                     if fd is None:
@@ -556,6 +575,8 @@ def drain(
                     else:
                         source = _source_of(name)
                         received_at = datetime.now(UTC).replace(tzinfo=None)
+                        if fast is None and vectorised:
+                            fast = FastPath()
                         with open(path, "rb") as stream:
                             for chunk in _chunks(stream, BATCH_SIZE):
                                 batch = parse_chunk(
