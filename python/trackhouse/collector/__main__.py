@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
         "--spool-dir",
-        help="spool directory (default $TRACKHOUSE_SPOOL_DIR, else data/spool/<target>)",
+        help="spool directory (default: the warehouse's, $TRACKHOUSE_SPOOL_DIR or beside it)",
     )
     serve.add_argument(
         "--write-key",

@@ -400,8 +400,8 @@ def app_from_env() -> Starlette:
 
 
 def spool_directory(config: CollectorConfig) -> Path:
-    """The configured spool directory, else the target's (TRACKHOUSE_SPOOL_DIR, else
-    data/spool/<target> in the project directory), where the drain looks."""
+    """The configured spool directory, else the warehouse's (`Settings.spool_dir`:
+    TRACKHOUSE_SPOOL_DIR, else beside the DuckDB file...), where the drain looks."""
     if config.spool_dir:
         return Path(config.spool_dir)
     from ..settings import load_settings

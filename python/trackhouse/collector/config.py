@@ -98,7 +98,7 @@ def parse_write_keys(items: Iterable[str]) -> dict[str, str]:
 class CollectorConfig:
     """Everything a collector process needs. `write_keys` maps sha256:<hex> -> source name."""
 
-    # Empty: the target's spool directory ($TRACKHOUSE_SPOOL_DIR, else data/spool/<target>).
+    # Empty: the warehouse's spool directory (Settings.spool_dir, $TRACKHOUSE_SPOOL_DIR).
     spool_dir: str = ""
     write_keys: Mapping[str, str] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
