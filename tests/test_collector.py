@@ -339,3 +339,18 @@ def test_timestamps_near_now_are_corrected_for_skew(collector, warehouse):
     (stored,) = warehouse.raw("events")
     occurred = stored["occurred_at"]
     assert abs(occurred - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=5)
+
+
+def test_two_workers_write_one_spool(tmp_path, warehouse):
+    server = start_collector(tmp_path, "--workers", "2")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for n in range(20):
+                batch = {"batch": [event(f"{n}-{j}") for j in range(10)]}
+                answer = http.post("/v1/batch", json=batch, headers=basic(WRITE_KEY))
+                assert answer.status_code == 200
+    finally:
+        server.stop()
+    report = drain(server.spool_dir, warehouse.settings)
+    assert (report.accepted, report.rejected) == (200, 0)
+    assert warehouse.count("events") == 200
