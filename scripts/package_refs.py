@@ -30,7 +30,9 @@ ONE_ARG_REF = re.compile(r"""\bref\(\s*(['"])([A-Za-z0-9_]+)\1\s*\)""")
 
 
 def project_name(root: Path) -> str:
-    match = re.search(r"^name:\s*['\"]?([A-Za-z0-9_]+)", (root / "dbt_project.yml").read_text(), re.M)
+    match = re.search(
+        r"^name:\s*['\"]?([A-Za-z0-9_]+)", (root / "dbt_project.yml").read_text(), re.M
+    )
     if not match:
         sys.exit(f"no `name:` in {root / 'dbt_project.yml'}")
     return match.group(1)
@@ -57,8 +59,12 @@ def rewrite(text: str, package: str, names: set[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the dbt project (default: this repository)")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a file would change"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the dbt project (default: this repository)"
+    )
     args = parser.parse_args(argv)
     package, names = project_name(args.root), own_nodes(args.root)
     changed = []
@@ -75,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in changed:
         print(path)
     if args.check and changed:
-        print(f"{len(changed)} file(s) have one-argument refs; run: python scripts/package_refs.py", file=sys.stderr)
+        print(
+            f"{len(changed)} file(s) have one-argument refs; run: python scripts/package_refs.py",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
