@@ -47,12 +47,30 @@ def own_nodes(root: Path) -> set[str]:
     return names
 
 
-def rewrite(text: str, package: str, names: set[str]) -> str:
+def in_yaml_flow(text: str, start: int) -> bool:
+    """True if position `start` is an unquoted scalar inside a YAML flow collection
+    ({...} or [...]) on its line, where the comma of a two-argument ref would end it."""
+    line = text[text.rfind("\n", 0, start) + 1 : start]
+    if line.rstrip().endswith(("'", '"')):
+        return False
+    depth = 0
+    for char in line:
+        depth += char in "{["
+        depth -= char in "}]"
+    return depth > 0
+
+
+def rewrite(text: str, package: str, names: set[str], yaml: bool = False) -> str:
     def replace(match: re.Match[str]) -> str:
         quote, name = match.group(1), match.group(2)
         if name not in names:
             return match.group(0)
-        return f"ref({quote}{package}{quote}, {quote}{name}{quote})"
+        new = f"ref({quote}{package}{quote}, {quote}{name}{quote})"
+        if yaml and in_yaml_flow(text, match.start()):
+            # A flow-style mapping needs the value quoted once it holds a comma.
+            other = '"' if quote == "'" else "'"
+            new = f"{other}{new}{other}"
+        return new
 
     return ONE_ARG_REF.sub(replace, text)
 
@@ -73,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             if path.suffix not in (".sql", ".yml", ".yaml") or not path.is_file():
                 continue
             text = path.read_text()
-            new = rewrite(text, package, names)
+            new = rewrite(text, package, names, yaml=path.suffix != ".sql")
             if new != text:
                 changed.append(path.relative_to(args.root))
                 if not args.check:
