@@ -11,6 +11,7 @@ do not depend on the engine, and the marts' engine parity is test_parity's job.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ SHOP = "https://shop.example"
 RAW_SCHEMA = "shop_raw"  # not trackhouse_raw: only the var can point the package at it
 
 EVENTS = [
+    identify("2024-04-10T12:00:00Z", "carol", anonymous_id="carol-laptop"),
     page(
         "2024-05-02T09:00:00Z",
         f"{SHOP}/?utm_source=google&utm_medium=cpc&gclid=G1",
@@ -124,9 +126,13 @@ def _write_project(project: Path, duckdb_path: Path) -> None:
     (project / "profiles.yml").write_text(json.dumps(profile))
 
 
-def _dbt(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _consumer_env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKHOUSE_", "DBT_"))}
-    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    return env | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": str(project)}
+
+
+def _dbt(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = _consumer_env(project)
     proc = subprocess.run(
         [str(BIN / "dbt"), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
         cwd=project,
@@ -242,6 +248,69 @@ def test_registry_extended_by_the_root_project(consumer: tuple[Path, Path]) -> N
         r for r in results if "relationships_statistics_by_date_domain_metric" in r["unique_id"]
     ]
     assert registry_tests and {r["status"] for r in registry_tests} == {"pass"}
+
+
+def _mf_query(project: Path, *args: str) -> list[dict[str, str]]:
+    """`mf query ... --csv` (MetricFlow) in the consumer project, as rows."""
+    out = project / "target" / "mf.csv"
+    proc = subprocess.run(
+        [str(BIN / "mf"), "query", *args, "--csv", str(out)],
+        cwd=project,
+        env=_consumer_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0 and out.is_file(), proc.stdout[-4000:] + proc.stderr[-4000:]
+    with out.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_semantic_layer_gives_the_marts_numbers(consumer: tuple[Path, Path]) -> None:
+    """MetricFlow's metrics (models/semantic) over the package: the rolling active
+    users equal statistics_by_date's periods, conversions by currency the mart's."""
+    project, db = consumer
+    windows = {"week": "7", "days_28": "28", "month": "30"}
+    rows = _mf_query(
+        project,
+        "--metrics",
+        ",".join(f"active_users_{days}_days" for days in windows.values()),
+        "--group-by",
+        "metric_time__day",
+        "--start-time",
+        "2024-05-02",
+        "--end-time",
+        "2024-05-10",
+    )
+    semantic = {
+        (period, row["metric_time__day"][:10]): int(float(row[f"active_users_{days}_days"]))
+        for row in rows
+        for period, days in windows.items()
+    }
+    mart = {
+        (period, str(day)): int(value)
+        for period, day, value in _rows(
+            db,
+            "select period, date, value from main.statistics_by_date"
+            " where metric = 'active_users' and period in ('week', 'days_28', 'month')"
+            " and date between '2024-05-02' and '2024-05-10'",
+        )
+    }
+    assert semantic == mart
+    # carol (10 April) is inside 28 days of 2 May, not of 8 May; inside 30 days of both.
+    assert [semantic[(p, "2024-05-02")] for p in windows] == [1, 2, 2]
+    assert [semantic[(p, "2024-05-08")] for p in windows] == [1, 1, 2]
+    by_currency = _mf_query(
+        project,
+        "--metrics",
+        "conversion_count,conversion_value",
+        "--group-by",
+        "conversion__currency",
+    )
+    assert [
+        (r["conversion__currency"], int(r["conversion_count"]), Decimal(r["conversion_value"]))
+        for r in by_currency
+    ] == [("EUR", 1, Decimal("49.90"))]
 
 
 def test_without_the_flag_only_generic_tests_are_shadowed(consumer: tuple[Path, Path]) -> None:
