@@ -29,7 +29,7 @@ from trackhouse.settings import load_settings
 from conftest import BIN, ROOT
 from factories import identify, page, statistic, track
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dbt_package")]
+pytestmark = pytest.mark.xdist_group("dbt_package")
 
 SHOP = "https://shop.example"
 RAW_SCHEMA = "shop_raw"  # not trackhouse_raw: only the var can point the package at it
@@ -183,6 +183,7 @@ def _foreign_dependencies(manifest: dict) -> dict[str, list[str]]:
     return {key: deps for key, deps in foreign.items() if deps}
 
 
+@pytest.mark.slow
 def test_trackhouse_nodes_depend_only_on_trackhouse_models(consumer: tuple[Path, Path]) -> None:
     project, _ = consumer
     manifest = json.loads((project / "target" / "manifest.json").read_text())
@@ -196,6 +197,7 @@ def test_trackhouse_nodes_depend_only_on_trackhouse_models(consumer: tuple[Path,
     ]
 
 
+@pytest.mark.slow
 def test_marts_are_built_from_trackhouse_models(consumer: tuple[Path, Path]) -> None:
     _, db = consumer
     assert _rows(db, "select touchpoint_id from main.touchpoints order by 1") == [
@@ -218,6 +220,7 @@ def test_marts_are_built_from_trackhouse_models(consumer: tuple[Path, Path]) -> 
     assert credited == [("bob-google",), ("bob-newsletter",)]
 
 
+@pytest.mark.slow
 def test_consumer_models_are_intact(consumer: tuple[Path, Path]) -> None:
     _, db = consumer
     assert _rows(db, "select * from main.shop_touchpoints") == [("shop-tp-1", "shop")]
@@ -227,6 +230,7 @@ def test_consumer_models_are_intact(consumer: tuple[Path, Path]) -> None:
     assert _rows(db, "select * from main.shop_report") == [("shop-order-1", 1, 1)]
 
 
+@pytest.mark.slow
 def test_registry_extended_by_the_root_project(consumer: tuple[Path, Path]) -> None:
     project, db = consumer
     metrics = _rows(db, "select domain, ref, registered_in from main.trackhouse_metrics")
@@ -266,6 +270,7 @@ def _mf_query(project: Path, *args: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_semantic_layer_gives_the_marts_numbers(consumer: tuple[Path, Path]) -> None:
     """MetricFlow's metrics (models/semantic) over the package: the rolling active
     users equal statistics_by_date's periods, conversions by currency the mart's."""
@@ -313,6 +318,7 @@ def test_semantic_layer_gives_the_marts_numbers(consumer: tuple[Path, Path]) -> 
     ] == [("EUR", 1, Decimal("49.90"))]
 
 
+@pytest.mark.slow
 def test_without_the_flag_only_generic_tests_are_shadowed(consumer: tuple[Path, Path]) -> None:
     """dbt's default ref resolution: trackhouse's models still read only trackhouse's
     models (two-argument refs); only the generic tests dbt-core generates from the
@@ -336,6 +342,7 @@ def test_without_the_flag_only_generic_tests_are_shadowed(consumer: tuple[Path, 
     }
 
 
+@pytest.mark.slow
 def test_intermediate_models_are_private(consumer: tuple[Path, Path]) -> None:
     project, _ = consumer
     peek = project / "models" / "peek.sql"
@@ -347,3 +354,43 @@ def test_intermediate_models_are_private(consumer: tuple[Path, Path]) -> None:
     assert proc.returncode != 0
     assert "int_touchpoints_cleaned" in proc.stdout
     assert "private to the 'attribution' group" in proc.stdout
+
+
+def _package_refs_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("package_refs", ROOT / "scripts/package_refs.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_ref_of_our_own_nodes_names_the_package() -> None:
+    """After any merge: `python scripts/package_refs.py` fixes what this finds."""
+    proc = subprocess.run(
+        [str(BIN / "python"), str(ROOT / "scripts/package_refs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_package_refs_rewrite() -> None:
+    package_refs = _package_refs_module()
+    names = {"touchpoints", "conversions"}
+    sql = "select * from {{ ref('touchpoints') }} join {{ ref(\"conversions\") }}"
+    sql += " join {{ ref('shop_orders') }} join {{ ref(model_name) }}"
+    rewritten = package_refs.rewrite(sql, "trackhouse", names)
+    assert rewritten == (
+        "select * from {{ ref('trackhouse', 'touchpoints') }}"
+        ' join {{ ref("trackhouse", "conversions") }}'
+        " join {{ ref('shop_orders') }} join {{ ref(model_name) }}"
+    )
+    assert package_refs.rewrite(rewritten, "trackhouse", names) == rewritten
+    yml = "      - input: ref('touchpoints')\n      - {input: ref('conversions'), rows: []}\n"
+    assert package_refs.rewrite(yml, "trackhouse", names, yaml=True) == (
+        "      - input: ref('trackhouse', 'touchpoints')\n"
+        "      - {input: \"ref('trackhouse', 'conversions')\", rows: []}\n"
+    )
