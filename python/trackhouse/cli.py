@@ -647,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("interrupted; every batch written so far is complete, re-run to finish")
         return EXIT_INTERRUPTED
     except WarehouseBusyError as exc:
-        _error(f"{exc}\n(the warehouse is busy: try again when the other process is done)")
+        _error(f"the warehouse is busy: {exc}")
         return EXIT_BUSY
     except TrackhouseError as exc:
         _error(str(exc))
@@ -656,6 +656,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         import sqlalchemy as sa
 
+        from .engine import _is_lock_error
+
+        if isinstance(exc, sa.exc.DBAPIError) and _is_lock_error(exc):
+            _error(
+                f"the warehouse is busy: {exc.orig}\n(another process holds the DuckDB file; "
+                "try again when it is done)"
+            )
+            return EXIT_BUSY
         if isinstance(exc, sa.exc.DBAPIError):
             _error(f"the warehouse refused: {exc.orig}")
             return EXIT_FAILURE
