@@ -35,8 +35,10 @@ demo: setup
 build: setup
 	$(DBT) build $(DBT_ARGS)
 
-## test: ruff, sqlfluff and pytest (DuckDB and PostgreSQL)
-test: setup lint sqlfluff pytest
+## test: system packages when missing, then ruff, sqlfluff and pytest (DuckDB and PostgreSQL)
+# The one test command (the README's and CI's): on a fresh machine it installs what
+# the tests need first (scripts/system-deps.sh; apt when root, else it names the command).
+test: setup system-deps lint sqlfluff pytest
 
 lint: setup
 	$(BIN)/ruff check python orchestration tests bench
