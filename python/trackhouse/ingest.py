@@ -16,15 +16,16 @@ import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .errors import InvalidEventError
-from .loader import rejected_id
 from .parsing import Batch, add_event, to_utc
 from .settings import Settings, load_settings
-from .writer import WriteResult, write_batch
+
+if TYPE_CHECKING:  # the writer (pyarrow, SQLAlchemy) is imported by the first write
+    from .writer import WriteResult
 
 log = logging.getLogger("trackhouse")
 API_SOURCE = "api"
@@ -62,6 +63,8 @@ class Tracker:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.allowed_events = frozenset(allowed_events) if allowed_events is not None else None
+        from .writer import WriteResult
+
         self.written = WriteResult()
         self._batch = Batch()
         self._lock = threading.RLock()
@@ -107,6 +110,8 @@ class Tracker:
                     api=True,
                 )
             except InvalidEventError as exc:
+                from .loader import rejected_id
+
                 self._batch.rejected.append(
                     (
                         rejected_id(API_SOURCE, None, payload + event["messageId"]),
@@ -124,6 +129,8 @@ class Tracker:
 
     def flush(self) -> WriteResult:
         """Write what is buffered now, in one transaction."""
+        from .writer import write_batch
+
         with self._lock:
             batch, self._batch = self._batch, Batch()
             try:
