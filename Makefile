@@ -53,12 +53,12 @@ pytest: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## dagster: the Dagster UI on the demo warehouse (http://127.0.0.1:3000)
-# DAGSTER_HOME under data/ keeps run history, schedule state and the sensor's cursor
+# [tool.dagster] in pyproject.toml names the code location. DAGSTER_HOME under data/ keeps
+# run history, schedule state and the sensor's cursor
 # across restarts (so landing files are never launched twice).
 dagster: setup
 	mkdir -p data/dagster data/landing && cp dagster.yaml data/dagster/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/data/dagster $(BIN)/dagster dev -m orchestration.definitions \
-		-h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/data/dagster $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 ## bench: the load benchmark (see bench/)
 bench: setup
