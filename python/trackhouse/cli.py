@@ -281,8 +281,13 @@ def load(
         progress=progress,
         batch_size=batch_size,
     )
-    if opts.fmt in ("json", "csv"):
-        write(render([report.as_dict()], opts.fmt))
+    if opts.fmt == "json":
+        write(render([report.as_dict()], "json"))
+    elif opts.fmt == "csv":  # one row of counts (the rejections are in the rejected table)
+        counts = report.as_dict()
+        del counts["rejections"]
+        counts["files"] = ";".join(str(f) for f in counts["files"])
+        write(render([counts], "csv"))
     else:
         for r in report.rejections:
             write(f"rejected {r.source}:{r.line_number}: {r.reason}", err=True)
