@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from trackhouse import overview
 from trackhouse import schema as raw_schema
 from trackhouse.engine import get_engine
 from trackhouse.settings import Settings
@@ -100,27 +101,13 @@ class Relation:
 
 
 def _top_campaigns(conn: sa.Connection, rel: Relation) -> str:
-    t = rel.table("attribution_model", "touchpoint_id", "utm_source", "utm_campaign")
-    conversions = sa.func.count().label("conversions")
-    query = (
-        sa.select(t.c.utm_source, t.c.utm_campaign, conversions)
-        .where(t.c.attribution_model == "last_touch", t.c.touchpoint_id.is_not(None))
-        .group_by(t.c.utm_source, t.c.utm_campaign)
-        .order_by(conversions.desc(), t.c.utm_source, t.c.utm_campaign)
-        .limit(PREVIEW_ROWS)
-    )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return markdown_table(rows, ["utm_source", "utm_campaign", "conversions"])
+    rows = overview.top_campaigns(conn, rel.schema, PREVIEW_ROWS, table=rel.name)
+    return markdown_table(rows, overview.CAMPAIGN_COLUMNS)
 
 
 def _monthly_usage(conn: sa.Connection, rel: Relation) -> str:
-    names = ["calendar_year_month", "registered_users", "activated_users", "active_users"]
-    t = rel.table("period_start", *names)
-    query = (
-        sa.select(*(t.c[n] for n in names)).order_by(t.c.period_start.desc()).limit(PREVIEW_ROWS)
-    )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return markdown_table(list(reversed(rows)), names)
+    rows = overview.latest_months(conn, rel.schema, PREVIEW_ROWS, table=rel.name)
+    return markdown_table(rows, overview.MONTH_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,10 @@ import calendar
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-import yaml
 
 from ..errors import ConfigError, TrackhouseError, ValueErrorWithKnownValues
 from ..output import FORMATS, render
@@ -51,24 +48,16 @@ class QueryArgumentError(TrackhouseError, ValueError):
 
 
 # -- settings: the dbt vars the marts were built with --------------------------
-@lru_cache(maxsize=8)
-def _project_vars(project_dir: Path) -> dict[str, Any]:
-    path = project_dir / "dbt_project.yml"
-    if not path.is_file():
-        return {}
-    return dict((yaml.safe_load(path.read_text()) or {}).get("vars") or {})
-
-
 def _build_vars(settings: Settings) -> dict[str, Any]:
     """The vars the marts were built with: the `trackhouse_settings` mart (it
-    records them, also when they came from `dbt build --vars`), else the
-    `vars:` of dbt_project.yml (before the first build)."""
+    records them, also when they came from `dbt build --vars`); before the first
+    build, none (the defaults: UTC, today). trackhouse never reads dbt's files."""
     try:
         rows = fetch(f"select * from {relation('trackhouse_settings', settings)}", None, settings)
     except (TrackhouseError, sa.exc.DBAPIError):
         rows = []
     if not rows:
-        return _project_vars(settings.project_dir)
+        return {}
     built = rows[0]
     return {
         "report_timezone": built["report_timezone"],
@@ -109,7 +98,7 @@ def local_date(instant: datetime, tz: ZoneInfo) -> date:
 
 
 def report_timezone(settings: Settings, timezone: str | None = None) -> ZoneInfo:
-    """`timezone`, else dbt var `report_timezone` from dbt_project.yml, else UTC."""
+    """`timezone`, else the last build's `report_timezone` (trackhouse_settings), else UTC."""
     name = timezone or _build_vars(settings).get("report_timezone") or "UTC"
     try:
         return ZoneInfo(str(name))
@@ -125,7 +114,7 @@ def report_clock(
     timezone: str | None = None,
     as_of: date | str | None = None,
 ) -> ReportClock:
-    """Defaults: dbt vars `report_timezone` and `as_of` from dbt_project.yml
+    """Defaults: the last build's `report_timezone` and `as_of` (trackhouse_settings)
     (as_of unset = today in the report time zone), exactly as the models."""
     tz = report_timezone(settings, timezone)
     if as_of is None:

@@ -19,12 +19,10 @@ the same (see docs/attribution.md):
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
-from ..output import FORMATS, render
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
 from . import fetch, relation
@@ -212,7 +210,7 @@ def attribute_conversions(
     return rows
 
 
-# -- command line ----------------------------------------------------------------
+# -- command line (trackhouse.cli) ------------------------------------------------
 def parse_source_window(text: str) -> tuple[str, int]:
     """'google=14' -> ('google', 14); the source is everything before the last '='."""
     source, sep, days = text.rpartition("=")
@@ -222,47 +220,3 @@ def parse_source_window(text: str) -> tuple[str, int]:
             "e.g. --source-window google=14 --source-window email=7"
         )
     return source, int(days)
-
-
-def _cmd_attribution(args: argparse.Namespace) -> int:
-    source_windows = dict(parse_source_window(s) for s in args.source_window)
-    rows = attribute_conversions(
-        model=args.model,
-        window_days=args.window_days,
-        source_windows=source_windows or None,
-        valid_only=not args.all,
-        settings=load_settings(getattr(args, "target", None)),
-    )
-    if args.format == "table":
-        rows = [{c: row[c] for c in TABLE_COLUMNS} for row in rows]
-    print(render(rows, args.format))
-    return 0
-
-
-def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "attribution",
-        help="first/last-touch attribution of conversions, for any window",
-        description=(
-            "Which touchpoint each conversion is credited to, computed for the window "
-            "given (the conversion_attribution mart uses the dbt vars)."
-        ),
-    )
-    p.add_argument("--model", choices=ATTRIBUTION_MODELS, default="last_touch")
-    p.add_argument("--window-days", type=int, default=30, metavar="N", help="default window (days)")
-    p.add_argument(
-        "--source-window",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="SRC=N",
-        help="window for one exact utm_source (several, or repeated); default=N sets the "
-        "default window",
-    )
-    p.add_argument(
-        "--all",
-        action="store_true",
-        help="include unconfirmed and deactivated conversions (default: valid ones only)",
-    )
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.set_defaults(func=_cmd_attribution)
