@@ -79,7 +79,9 @@ def test_a_failure_exits_1_with_the_fix(warehouse, capsys: pytest.CaptureFixture
     with a rejected line fails too, a lenient one does not."""
     code, _out, err = run_main(capsys, "query", "attribution")
     assert code == EXIT_FAILURE
-    assert "run `dbt build`" in err and "Traceback" not in err
+    assert "Traceback" not in err
+    if warehouse.target == "duckdb":  # no file yet: a read never creates one
+        assert "no DuckDB warehouse at" in err and "make demo" in err
 
     path = warehouse.write_ndjson([track("2024-05-01T10:00:00Z", "signup", user_id="u1")])
     with open(path, "ab") as f:
@@ -87,6 +89,10 @@ def test_a_failure_exits_1_with_the_fix(warehouse, capsys: pytest.CaptureFixture
     strict = warehouse.cli("load", str(path), "--strict", check=False)
     assert strict.returncode == EXIT_FAILURE
     assert "accepted 1 + rejected 1" in strict.stdout
+
+    code, _out, err = run_main(capsys, "query", "attribution")
+    assert code == EXIT_FAILURE  # loaded, not built yet
+    assert "run `dbt build`" in err and "Traceback" not in err
     lenient = warehouse.cli("load", str(path), "--format", "csv", check=False)
     assert lenient.returncode == EXIT_OK
     (counts,) = csv.DictReader(io.StringIO(lenient.stdout))
