@@ -264,3 +264,36 @@ def test_a_closed_pipe_ends_quietly(warehouse) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == EXIT_PIPE_CLOSED
     assert err == ""
+
+
+def test_load_spool_drains_what_the_api_spooled(warehouse) -> None:
+    """`trackhouse load --spool DIR`: what the API appended lands once; a second
+    drain finds nothing; `spool status` shows the spool empty afterwards."""
+    spool_dir = warehouse.tmp / "app-spool"
+    script = (
+        "import trackhouse\n"
+        f"t = trackhouse.Tracker(spool_dir={str(spool_dir)!r}, drain='off')\n"
+        "t.record_touchpoint('anon-1', 'https://shop.example/?utm_source=news')\n"
+        "t.record_activity('u1')\n"
+        "t.close()\n"
+    )
+    warehouse.run(sys.executable, "-c", script)
+    first = warehouse.cli("load", "--spool", str(spool_dir), "--format", "json")
+    [report] = orjson.loads(first.stdout)
+    assert (report["received"], report["accepted"], report["rejected"]) == (2, 2, 0)
+    again = warehouse.cli("load", "--spool", str(spool_dir))
+    assert "received 0 = accepted 0" in again.stdout
+    status = warehouse.cli("spool", "status", str(spool_dir), "--format", "json")
+    [found] = orjson.loads(status.stdout)
+    assert found["sealed"] == 0 and found["open"] == 0
+    both = warehouse.cli("load", "x.ndjson", "--spool", str(spool_dir), check=False)
+    assert both.returncode == EXIT_USAGE and "not both" in both.stderr
+
+
+def test_hash_key_prints_the_configurable_form() -> None:
+    done = subprocess.run(
+        [str(BIN / "trackhouse"), "hash-key", "abc"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == (
+        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )

@@ -226,17 +226,26 @@ def _split_events(_ctx: click.Context, _param: click.Parameter, value: str | Non
     return {e.strip() for e in value.split(",") if e.strip()} or None
 
 
-# `load` is where the spool drain plugs in (`load --spool DIR`): an option here
-# that calls trackhouse.spool.drain and reports the same LoadReport.
 @cli.command(
     epilog="""\b
 Examples:
   trackhouse load exports/*.ndjson.gz
   cat day.ndjson | trackhouse load - --format json
-  trackhouse load day.ndjson --allowed-events signup,purchase --strict""",
+  trackhouse load day.ndjson --allowed-events signup,purchase --strict
+  trackhouse load --spool                 # drain the warehouse's spool (API, collector)
+  trackhouse load --spool data/spool""",
 )
 @common_options
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument("files", nargs=-1, metavar="FILE...")
+@click.option(
+    "--spool",
+    "spool_dir",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[DIR]",
+    help="drain a spool instead of files (default DIR: the warehouse's spool)",
+)
 @click.option(
     "--allowed-events",
     metavar="A,B",
@@ -260,27 +269,37 @@ Examples:
 def load(
     ctx: click.Context,
     files: tuple[str, ...],
+    spool_dir: str | None,
     allowed_events: set[str] | None,
     batch_size: int,
     progress: bool | None,
     strict: bool,
 ) -> int:
-    """Load NDJSON event files (Segment spec; .gz ok; - = stdin).
+    """Load NDJSON event files (Segment spec; .gz ok; - = stdin), or drain a spool.
 
     Prints received = accepted + rejected + duplicates skipped; rejected lines are
     kept, with their reasons, in the raw schema's `rejected` table.
     """
-    from .loader import load_files
-
     opts = Options.of(ctx)
     settings = opts.settings()
-    report = load_files(
-        list(files),
-        settings=settings,
-        allowed_events=allowed_events,
-        progress=progress,
-        batch_size=batch_size,
-    )
+    if spool_dir is not None:
+        if files:
+            raise click.UsageError("give FILE... or --spool, not both")
+        from .spool import drain
+
+        report = drain(spool_dir or settings.spool_dir, settings, progress=bool(progress))
+    else:
+        if not files:
+            raise click.UsageError("Missing argument 'FILE...' (or --spool to drain a spool)")
+        from .loader import load_files
+
+        report = load_files(
+            list(files),
+            settings=settings,
+            allowed_events=allowed_events,
+            progress=progress,
+            batch_size=batch_size,
+        )
     if opts.fmt == "json":
         write(render([report.as_dict()], "json"))
     elif opts.fmt == "csv":  # one row of counts (the rejections are in the rejected table)
@@ -324,6 +343,7 @@ def demo(ctx: click.Context, users: int, days: int, seed: int, output: str, and_
             ctx.invoke(
                 load,
                 files=(output,),
+                spool_dir=None,
                 allowed_events=None,
                 batch_size=100_000,
                 progress=None,
@@ -353,7 +373,85 @@ def summary(ctx: click.Context) -> int:
     return EXIT_OK
 
 
-# More top-level commands go here (`serve`, `forget`, `prune`): @cli.command() +
+@cli.group(epilog="\b\nExample:\n  trackhouse spool status --format json")
+def spool() -> None:
+    """The durable spool between the application/collector and the warehouse."""
+
+
+@spool.command("status")
+@common_options
+@click.argument("directory", required=False, metavar="[DIR]")
+@click.pass_context
+def spool_status(ctx: click.Context, directory: str | None) -> int:
+    """What waits in a spool (default: the warehouse's spool directory)."""
+    from .spool import status
+
+    opts = Options.of(ctx)
+    found = status(directory or opts.settings().spool_dir)
+    if opts.fmt == "table":
+        for key, value in found.items():
+            write(f"{key}: {value}")
+    else:
+        write(render([found], opts.fmt))
+    return EXIT_OK
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  trackhouse hash-key 'the-web-write-key'          # -> sha256:...
+  trackhouse serve --write-key web=sha256:... --cors-origin https://shop.example
+  trackhouse serve --demo --write-key demo=sha256:...""",
+)
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", type=click.IntRange(1, 65535), default=8088, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--spool-dir", help="spool directory (default: the warehouse's)")
+@click.option(
+    "--write-key",
+    multiple=True,
+    metavar="SOURCE=sha256:HEX",
+    help="a source and its write key's hash (repeat for several sources)",
+)
+@click.option("--config", "config_file", help="TOML file with a [collector] table")
+@click.option("--cors-origin", multiple=True, help="a browser origin allowed to send")
+@click.option("--max-spool-bytes", type=click.IntRange(min=1), help="answer 429 above this")
+@click.option("--public-url", help="the URL browsers reach the collector at")
+@click.option("--demo", is_flag=True, help="serve a demo page with the browser SDK at /")
+@click.option("--node-modules", help="node_modules with @segment/analytics-next (--demo)")
+@click.option("--access-log/--no-access-log", default=True, help="JSON access lines")
+@click.option("--forwarded-allow-ips", help="trust X-Forwarded-* from these proxy addresses")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, **options: Any) -> int:
+    """The Segment-compatible HTTP collector (see docs/collector.md)."""
+    from .collector.server import serve as run_collector
+
+    Options.of(ctx).settings()  # the target's spool is the default spool
+    run_collector(
+        options.pop("host"),
+        options.pop("port"),
+        options.pop("workers"),
+        options.pop("spool_dir"),
+        list(options.pop("write_key")),
+        cors_origins=list(options.pop("cors_origin")),
+        **options,
+    )
+    return EXIT_OK
+
+
+@cli.command("hash-key")
+@click.argument("key")
+def hash_key(key: str) -> int:
+    """Print the sha256: form of a write key (what --write-key and the config take)."""
+    from .collector.config import hash_write_key
+
+    write(hash_write_key(key))
+    return EXIT_OK
+
+
+# More top-level commands go here (`forget`, `prune`): @cli.command() +
 # @common_options, the work in a module of their own.
 
 
