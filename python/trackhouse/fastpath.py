@@ -43,8 +43,11 @@ OVERRIDES = {"context.campaign": "NULL"}
 PAGE_FIELDS = fields_for("page")
 _FIELDS = [(f.json_path, OVERRIDES.get(f.path, PLAIN_KINDS[f.kind])) for f in PAGE_FIELDS]
 _PATHS = [path for path, _ in _FIELDS]
-_OBJECTS = ["$" + (f".{p}" if p else "") for p in OBJECT_PATHS if not p or p in
-            {f.path for f in PAGE_FIELDS}]
+_OBJECTS = [
+    "$" + (f".{p}" if p else "")
+    for p in OBJECT_PATHS
+    if not p or p in {f.path for f in PAGE_FIELDS}
+]
 
 # Plain ISO 8601 (years 0001-9999) with a valid-looking time and an explicit
 # offset; anything else (other ISO forms, leap seconds, no offset) is left to

@@ -238,8 +238,9 @@ def parse_chunk(
             )
             handled = set(fast_rows.line_numbers)
         except Exception:  # the fast path only ever speeds things up
-            log.warning("trackhouse: vectorised parse failed; parsing the chunk in Python",
-                        exc_info=True)
+            log.warning(
+                "trackhouse: vectorised parse failed; parsing the chunk in Python", exc_info=True
+            )
             fast_rows = None
     for line_number, line in chunk:
         if line_number in handled:

@@ -292,7 +292,7 @@ def parse_decimal(
         number = Decimal(value)
     else:
         raise fail(
-            f"{field_name} must be a number (e.g. 19.99 or \"19.99\"), "
+            f'{field_name} must be a number (e.g. 19.99 or "19.99"), '
             f"got {type(value).__name__} {show(value)}"
         )
     if not number.is_finite():
@@ -313,9 +313,7 @@ def parse_currency(value: Any, field_name: str = "currency") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
-        raise fail(
-            f"{field_name} {show(value)} is not a 3-letter ISO 4217 code such as EUR or USD"
-        )
+        raise fail(f"{field_name} {show(value)} is not a 3-letter ISO 4217 code such as EUR or USD")
     return value.upper()
 
 
@@ -618,9 +616,7 @@ def add_event(
                 "accepted (Segment's own limit is 32 KB); drop the oversized properties"
             )
     if payload.count("{") + payload.count("[") > MAX_DEPTH and _depth(event) > MAX_DEPTH:
-        raise fail(
-            f"the event is nested deeper than {MAX_DEPTH} levels; flatten its properties"
-        )
+        raise fail(f"the event is nested deeper than {MAX_DEPTH} levels; flatten its properties")
     if "\\u0000" in payload or "\x00" in payload:
         where = _nul_path(event)
         if where:
@@ -643,8 +639,7 @@ def add_event(
     message_id = event.get("messageId")
     if not isinstance(message_id, str) or not message_id:
         raise fail(
-            "messageId must be a non-empty string (the de-duplication key), "
-            f"got {show(message_id)}"
+            f"messageId must be a non-empty string (the de-duplication key), got {show(message_id)}"
         )
     _no_nul(message_id, "messageId")
     f = Fields(event, event_type)
