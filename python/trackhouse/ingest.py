@@ -21,8 +21,7 @@ from typing import Any
 import orjson
 
 from .errors import InvalidEventError
-from .loader import rejected_id
-from .parsing import Batch, add_event, to_utc
+from .parsing import MAX_EVENT_BYTES, Batch, add_event, reject, show, to_utc
 from .settings import Settings, load_settings
 from .writer import WriteResult, write_batch
 
@@ -88,11 +87,19 @@ class Tracker:
         in the rejected table (with the call as its payload) and raises."""
         event.setdefault("messageId", str(uuid.uuid4()))
         received_at = datetime.now(UTC).replace(tzinfo=None)
-        payload = orjson.dumps(event, default=_json_default).decode()
+        try:
+            payload, unwritable = orjson.dumps(event, default=_json_default).decode(), None
+        except Exception as exc:  # e.g. a lone surrogate, a non-string dict key
+            payload, unwritable = show(event, MAX_EVENT_BYTES // 8), exc
         with self._lock:
             if self._closed:
                 raise InvalidEventError("this Tracker is closed; create a new one to record more")
             try:
+                if unwritable is not None:
+                    raise InvalidEventError(
+                        f"the call's values cannot be written as JSON ({unwritable}); pass "
+                        "strings (valid Unicode), numbers, booleans and dicts with string keys"
+                    )
                 _resolve_times(event)
                 add_event(
                     self._batch,
@@ -106,18 +113,22 @@ class Tracker:
                     else self.allowed_events,
                     api=True,
                 )
-            except InvalidEventError as exc:
-                self._batch.rejected.append(
-                    (
-                        rejected_id(API_SOURCE, None, payload + event["messageId"]),
-                        API_SOURCE,
-                        None,
-                        payload,
-                        str(exc),
-                        received_at,
-                    )
+            except Exception as exc:  # a bad call is recorded, then raises InvalidEventError
+                reason = str(exc)
+                if not isinstance(exc, InvalidEventError):
+                    reason = f"internal error while parsing: {type(exc).__name__}: {exc}"
+                reject(
+                    self._batch,
+                    payload=payload,
+                    reason=reason,
+                    source=API_SOURCE,
+                    line_number=None,
+                    received_at=received_at,
+                    key=str(event["messageId"]),
                 )
-                raise
+                if isinstance(exc, InvalidEventError):
+                    raise
+                raise InvalidEventError(reason) from exc
             finally:
                 if len(self._batch) >= self.batch_size:
                     self.flush()
