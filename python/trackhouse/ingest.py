@@ -34,6 +34,15 @@ def _iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds") + "Z"
 
 
+def _json_number(value: Any) -> Any:
+    """Decimals, and integers beyond 64 bits (which orjson refuses), as decimal text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(Decimal(value))
+    return value
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -235,7 +244,7 @@ class Tracker:
         properties: dict[str, Any] = dict(custom_data or {})
         properties.update(
             conversion_id=conversion_id,
-            value=None if value is None else str(value),
+            value=None if value is None else str(_json_number(value)),
             currency=currency,
             is_confirmed=is_confirmed,
             source_object=None if source_object is None else _source_ref(source_object),
@@ -268,7 +277,7 @@ class Tracker:
             "conversion_id": conversion_id,
             "is_confirmed": is_confirmed,
             "is_active": is_active,
-            "value": None if value is None else str(value),
+            "value": None if value is None else str(_json_number(value)),
             "currency": currency,
         }
         self._emit(
@@ -359,7 +368,7 @@ class Tracker:
                 "timestamp": _iso(moment),
                 "properties": {
                     "metric": metric,
-                    "value": str(value) if isinstance(value, Decimal) else value,
+                    "value": _json_number(value),
                     "period": period,
                     "date": (date or moment.date()).isoformat(),
                     "object_type": object_type,

@@ -170,7 +170,12 @@ def fail(reason: str) -> InvalidEventError:
 
 def show(value: Any, limit: int = 120) -> str:
     """A value for a message: its repr, cut to `limit` characters."""
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {len(str(Decimal(value))):,} digits"
+    try:
+        text = repr(value)
+    except Exception:  # e.g. a container holding an int too long for str()
+        text = f"<a {type(value).__name__} that cannot be shown>"
     return text if len(text) <= limit else f"{text[: limit - 5]}…{text[-4:]}"
 
 
@@ -422,14 +427,14 @@ def _depth(value: Any) -> int:
 
 
 def _nul_path(value: Any, path: str = "") -> str | None:
-    """Where a NUL character is (in a key or a string), if anywhere."""
+    """Where a NUL character is (in a key or a string) and the string, if anywhere."""
     if isinstance(value, str):
-        return path or "the event" if "\x00" in value else None
+        return f"{path or 'the event'} {show(value)}" if "\x00" in value else None
     if isinstance(value, dict):
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
             if "\x00" in str(key):
-                return f"a key of {path or 'the event'}"
+                return f"a key of {path or 'the event'} {show(key)}"
             found = _nul_path(item, where)
             if found:
                 return found
