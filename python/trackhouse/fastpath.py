@@ -20,6 +20,7 @@ lines with any of those are left to Python too, so both paths see the same JSON.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,27 +67,22 @@ _LENIENT_JSON = r"[:,\[]\s*[+-]?(?i:nan|inf)|,\s*[}\]]|\d[eE][+-]?\d{3}|\d{300}"
 # json_type over all paths, cast to text, matched once: far cheaper than one
 # json_type per field. A missing path reads NULL, a JSON null 'NULL': both absent.
 _KINDS = r"^\[" + ", ".join(k.replace("NULL", r"\x27?NULL\x27?") for _, k in _FIELDS) + r"\]\z"
-_STRUCT = (
-    '{"type": "VARCHAR", "messageId": "VARCHAR", "timestamp": "VARCHAR", '
-    '"anonymousId": "VARCHAR", "userId": "VARCHAR", '
-    '"context": {"page": {"url": "VARCHAR", "referrer": "VARCHAR"}, "userAgent": "VARCHAR"}, '
-    '"properties": {"url": "VARCHAR", "referrer": "VARCHAR"}}'
-)
-# The paths _STRUCT reads (checked against the declaration by tests/test_fastpath.py).
-STRUCT_PATHS = frozenset(
-    {
-        "type",
-        "messageId",
-        "timestamp",
-        "anonymousId",
-        "userId",
-        "context.page.url",
-        "context.page.referrer",
-        "context.userAgent",
-        "properties.url",
-        "properties.referrer",
-    }
-)
+# The struct json_transform reads: every declared scalar field, as text.
+STRUCT_PATHS = tuple(f.path for f in PAGE_FIELDS if f.kind != "object")
+
+
+def _struct(paths: tuple[str, ...]) -> str:
+    root: dict = {}
+    for path in paths:
+        *parents, leaf = path.split(".")
+        holder = root
+        for key in parents:
+            holder = holder.setdefault(key, {})
+        holder[leaf] = "VARCHAR"
+    return json.dumps(root)
+
+
+_STRUCT = _struct(STRUCT_PATHS)
 
 _QUERY = f"""
 with

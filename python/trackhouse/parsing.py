@@ -514,7 +514,11 @@ class Batch:
 
 
 def storable(text: str) -> str:
-    """Text PostgreSQL can store: NUL characters shown as the escape \\x00."""
+    """Text PostgreSQL can store: NUL characters and lone surrogates shown as escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
