@@ -388,6 +388,18 @@ _READERS: dict[str, Any] = {
 }
 
 
+# Per event type, how its declared fields are read.
+def _plan(fields: Mapping[str, Field]) -> tuple[tuple[tuple[str, ...], list[Any]], ...]:
+    """Fields grouped by the object that holds them, objects before their members."""
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for f in fields.values():
+        groups.setdefault(f.keys[:-1], []).append((f.path, f.keys[-1], _READERS[f.kind], f.kind))
+    return tuple(sorted(groups.items(), key=lambda item: len(item[0])))
+
+
+_PLANS = {kind: _plan(fields) for kind, fields in _BY_TYPE.items()}
+
+
 class Fields:
     """The declared fields of one event, read and validated once each."""
 
@@ -395,12 +407,19 @@ class Fields:
         self.event = event
         self.declared = _BY_TYPE[event_type]
         self.values: dict[str, Any] = {}
-        for path, f in self.declared.items():
+        values = self.values
+        for parents, members in _PLANS[event_type]:
             holder: Any = event
-            for key in f.keys[:-1]:
+            for key in parents:
                 holder = holder.get(key) if isinstance(holder, dict) else None
-            raw = holder.get(f.keys[-1]) if isinstance(holder, dict) else None
-            self.values[path] = _READERS[f.kind](raw, path)
+            if not isinstance(holder, dict):
+                holder = {}
+            for path, leaf, reader, kind in members:
+                raw = holder.get(leaf)
+                if raw is None and kind != "object":
+                    values[path] = None  # every reader but object's reads None as None
+                else:
+                    values[path] = reader(raw, path)
 
     def __getitem__(self, path: str) -> Any:
         return self.values[path]  # KeyError: the path is not declared for this type
