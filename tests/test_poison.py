@@ -185,7 +185,7 @@ def test_poison_calls_through_the_python_api(warehouse):
             "bytes",
         ),
     ]
-    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+    with Tracker(warehouse.settings, drain="close", flush_interval=0) as tracker:
         for call, reason in bad_calls:
             with pytest.raises(InvalidEventError, match=re.escape(reason)):
                 call(tracker)

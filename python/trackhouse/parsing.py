@@ -44,7 +44,7 @@ TRACKING_PARAMETERS = (
     "igshid",
 )
 _TRACKING_SET = frozenset(TRACKING_PARAMETERS)
-EVENT_TYPES = ("identify", "alias", "group", "page", "track", "statistic")
+EVENT_TYPES = ("identify", "alias", "group", "page", "screen", "track", "statistic")
 # Kinds only the Python API emits (record_activity, record_user, record_account,
 # confirm/deactivate by id): they carry no implied activity or identity.
 API_TYPES = ("activity", "user", "account", "conversion_update")
@@ -676,7 +676,7 @@ def add_event(
         parse_timestamp(event.get("timestamp"))  # raises: the timestamp is required
     anonymous_id = f["anonymousId"]
     user_id = f["userId"]
-    if event_type in ("identify", "alias", "group", "page", "track") and not (
+    if event_type in ("identify", "alias", "group", "page", "screen", "track") and not (
         user_id or anonymous_id
     ):
         raise fail("an event needs a userId or an anonymousId; add one of them")
