@@ -90,7 +90,13 @@ matrix_0 as (
     from scenarios
     cross join probabilities
     where probabilities.from_state <> scenarios.removed_state
-    group by 1, 2, 3
+    group by
+        scenarios.removed_state,
+        probabilities.from_state,
+        case
+            when probabilities.to_state = scenarios.removed_state then '(null)'
+            else probabilities.to_state
+        end
     union all
     select
         scenarios.removed_state,
@@ -107,19 +113,19 @@ matrix_0 as (
 
 {%- for i in range(1, squarings + 1) %}
 
-matrix_{{ i }} as (
-    select
-        a.removed_state,
-        a.from_state,
-        b.to_state,
-        {{ trackhouse.round_double('sum(a.probability * b.probability)', 15) }} as probability
-    from matrix_{{ i - 1 }} as a
-    inner join matrix_{{ i - 1 }} as b
-        on
-            a.removed_state = b.removed_state
-            and a.to_state = b.from_state
-    group by 1, 2, 3
-),
+    matrix_{{ i }} as (
+        select
+            a.removed_state,
+            a.from_state,
+            b.to_state,
+            {{ trackhouse.round_double('sum(a.probability * b.probability)', 15) }} as probability
+        from matrix_{{ i - 1 }} as a
+        inner join matrix_{{ i - 1 }} as b
+            on
+                a.removed_state = b.removed_state
+                and a.to_state = b.from_state
+        group by a.removed_state, a.from_state, b.to_state
+    ),
 {%- endfor %}
 
 conversion_probabilities as (

@@ -39,11 +39,11 @@ counted as materialized (
 
 signatures as (
     select distinct
-        traffic_source,
-        traffic_medium,
         {%- for click_id in click_ids %}
-            {{ click_id }} is not null as has_{{ click_id }}{{ ',' if not loop.last }}
+            {{ click_id }} is not null as has_{{ click_id }},
         {%- endfor %}
+        traffic_source,
+        traffic_medium
     from counted
 ),
 
@@ -62,10 +62,11 @@ source_categories as (
             ) as match_rank
         from (select distinct traffic_source from signatures) as sources
         inner join channel_hosts
-            on strpos(
-                '.' || sources.traffic_source || '.',
-                '.' || lower(channel_hosts.domain) || '.'
-            ) > 0
+            on
+                strpos(
+                    '.' || sources.traffic_source || '.',
+                    '.' || lower(channel_hosts.domain) || '.'
+                ) > 0
     ) as matches
     where match_rank = 1
 ),
@@ -89,11 +90,11 @@ matching_rules as (
         channel_rules.channel,
         row_number() over (
             partition by
+                {%- for click_id in click_ids %}
+                    categorized.has_{{ click_id }},
+                {%- endfor %}
                 categorized.traffic_source,
                 categorized.traffic_medium
-                {%- for click_id in click_ids %},
-                    categorized.has_{{ click_id }}
-                {%- endfor %}
             order by channel_rules.rule_order
         ) as rule_rank
     from categorized

@@ -85,7 +85,7 @@ counted as (
         status,
         count(*) as users
     from scoped
-    group by 1, 2, 3, 4, 5
+    group by scope, account_id, grain, period_start_date, status
 ),
 
 final as (

@@ -67,7 +67,10 @@ retained as (
             members.user_id = user_periods.user_id
             and members.grain = user_periods.grain
             and user_periods.period_start_date >= members.cohort_start_date
-    group by 1, 2, 3
+    group by
+        members.grain,
+        members.cohort_start_date,
+        user_periods.period_start_date
 ),
 
 bounded as (

@@ -17,7 +17,7 @@ user_months as (
         count(*) as active_days
     from activity_days
     where activity_date < {{ trackhouse.report_end_date() }}
-    group by 1, 2
+    group by user_id, {{ trackhouse.period_start('month', 'activity_date') }}
 ),
 
 distribution as (
