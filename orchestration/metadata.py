@@ -138,6 +138,73 @@ PREVIEWS: dict[str, Preview] = {
 }
 
 
+# -- engagement and multi-touch previews (issue 15) ----------------------------
+
+
+def _retention_grid(conn: sa.Connection, rel: Relation) -> str:
+    """The last 12 monthly sign-up cohorts x months since sign-up: share still active."""
+    t = rel.table("grain", "cohort_start_date", "period_index", "cohort_users", "retention")
+    cohorts = (
+        sa.select(t.c.cohort_start_date)
+        .where(t.c.grain == "month")
+        .group_by(t.c.cohort_start_date)
+        .order_by(t.c.cohort_start_date.desc())
+        .limit(PREVIEW_ROWS)
+        .subquery()
+    )
+    query = (
+        sa.select(t.c.cohort_start_date, t.c.period_index, t.c.cohort_users, t.c.retention)
+        .where(t.c.grain == "month", t.c.cohort_start_date.in_(sa.select(cohorts.c[0])))
+        .order_by(t.c.cohort_start_date, t.c.period_index)
+    )
+    grid: dict[Any, dict[str, Any]] = {}
+    periods: set[int] = set()
+    for r in conn.execute(query):
+        row = grid.setdefault(
+            r.cohort_start_date, {"cohort": str(r.cohort_start_date)[:7], "users": r.cohort_users}
+        )
+        row[f"M{r.period_index}"] = f"{float(r.retention):.0%}"
+        periods.add(int(r.period_index))
+    columns = ["cohort", "users", *(f"M{i}" for i in sorted(periods))]
+    return markdown_table(list(grid.values()), columns)
+
+
+def _credits_by_channel(conn: sa.Connection, rel: Relation) -> str:
+    """Valid conversions credited to each channel, one column per model."""
+    t = rel.table("attribution_model", "channel", "credit", "is_valid")
+    query = (
+        sa.select(t.c.channel, t.c.attribution_model, sa.func.sum(t.c.credit).label("credited"))
+        .where(t.c.is_valid)
+        .group_by(t.c.channel, t.c.attribution_model)
+        .order_by(t.c.channel, t.c.attribution_model)
+    )
+    table: dict[Any, dict[str, Any]] = {}
+    models: list[str] = []
+    for r in conn.execute(query):
+        table.setdefault(r.channel, {"channel": r.channel})[r.attribution_model] = (
+            f"{float(r.credited):,.1f}"
+        )
+        if r.attribution_model not in models:
+            models.append(r.attribution_model)
+    return markdown_table(list(table.values())[:PREVIEW_ROWS], ["channel", *sorted(models)])
+
+
+PREVIEWS.update(
+    {
+        "retention_cohorts": Preview(
+            "preview: retention by monthly sign-up cohort (share still active)",
+            ("grain", "cohort_start_date", "period_index", "cohort_users", "retention"),
+            _retention_grid,
+        ),
+        "attribution_credits": Preview(
+            "preview: valid conversions credited per channel, by model",
+            ("attribution_model", "channel", "credit", "is_valid"),
+            _credits_by_channel,
+        ),
+    }
+)
+
+
 def model_metadata(settings: Settings, node: Mapping[str, Any]) -> dict[str, Any]:
     """Row count, newest time and (for some marts) a preview of a dbt model's table.
 

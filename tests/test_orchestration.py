@@ -695,6 +695,14 @@ def test_everything_materializes_and_writers_take_turns(dagster_env: DagsterEnv)
     ].value.splitlines()
     assert campaigns[0] == "| utm_source | utm_campaign | conversions |"
     assert len(campaigns) >= 3 and "(no rows)" not in campaigns[2]
+    grid = materialized["retention_cohorts"][
+        "preview: retention by monthly sign-up cohort (share still active)"
+    ].value.splitlines()
+    assert grid[0].startswith("| cohort | users | M0 |") and "100%" in grid[2]
+    by_channel = materialized["attribution_credits"][
+        "preview: valid conversions credited per channel, by model"
+    ].value.splitlines()
+    assert "| data_driven |" in by_channel[0] and "time_decay" in by_channel[0]
     # dbt tests ran as asset checks, the raw tables' source tests included; none failed
     # at ERROR severity (a run with one fails: dbt exits non-zero).
     checks = result.get_asset_check_evaluations()

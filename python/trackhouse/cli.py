@@ -615,13 +615,18 @@ Examples:
   trackhouse query attribution                       # last touch, 30-day window
   trackhouse query attribution --model first_touch --window-days 14
   trackhouse query attribution --source-window google=7 --source-window default=30
+  trackhouse query attribution --model last_touch --exclude-direct   # last non-direct
+  trackhouse query attribution --model time_decay --half-life 3
+  trackhouse query attribution --model data_driven --by channel
   trackhouse query attribution --format csv > attribution.csv   # every row and column""",
 )
 @common_options
 @limit_option
 @click.option(
     "--model",
-    type=click.Choice(("first_touch", "last_touch")),
+    type=click.Choice(
+        ("first_touch", "last_touch", "linear", "position_based", "time_decay", "data_driven")
+    ),
     default="last_touch",
     show_default=True,
 )
@@ -641,6 +646,21 @@ Examples:
     "default window",
 )
 @click.option(
+    "--half-life",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="DAYS",
+    help="time_decay: a touchpoint's weight halves every DAYS days (default 7)",
+)
+@click.option(
+    "--by", type=click.Choice(("channel",)), default=None, help="sum credits per channel"
+)
+@click.option(
+    "--exclude-direct",
+    is_flag=True,
+    help="last_touch: skip Direct touchpoints unless there is nothing else",
+)
+@click.option(
     "--all",
     "include_all",
     is_flag=True,
@@ -652,25 +672,33 @@ def attribution(
     model: str,
     window_days: int,
     source_window: tuple[str, ...],
+    half_life: float | None,
+    by: str | None,
+    exclude_direct: bool,
     include_all: bool,
 ) -> int:
-    """First/last-touch attribution of conversions, for any window.
+    """Attribution of conversions by any model (first/last touch, multi-touch), any window.
 
-    Which touchpoint each conversion is credited to, computed for the window given
-    (the conversion_attribution mart uses the dbt vars). A table shows the main
-    columns; --format json or csv gives all of them.
+    first_touch/last_touch: which touchpoint each conversion is credited to;
+    linear, position_based, time_decay, data_driven: each eligible touchpoint's
+    credit; --by channel sums the credits per channel. Computed for the window
+    given (the marts use the dbt vars). A table shows the main columns; --format
+    json or csv gives all of them.
     """
-    from .query.attribution import TABLE_COLUMNS, attribute_conversions, parse_source_window
+    from .query.attribution import parse_source_window, run_attribution_query
 
     source_windows = dict(parse_source_window(s) for s in source_window)
-    rows = attribute_conversions(
+    rows, columns = run_attribution_query(
         model=model,
         window_days=window_days,
         source_windows=source_windows or None,
         valid_only=not include_all,
+        half_life_days=half_life,
+        by=by,
+        exclude_direct=exclude_direct,
         settings=Options.of(ctx).settings(),
     )
-    emit(ctx, rows, columns=TABLE_COLUMNS)
+    emit(ctx, rows, columns=columns)
     return EXIT_OK
 
 
@@ -720,8 +748,79 @@ def statistics(
     return EXIT_OK
 
 
-# More queries go here (`query retention`): @query.command() + @common_options +
-# @limit_option, the SQL in trackhouse.query.<area>, printed with emit().
+def date_range_options(f: F) -> F:
+    f = click.option("--end", metavar="D", help="periods starting before D (YYYY-MM-DD)")(f)
+    return click.option("--start", metavar="D", help="periods starting on or after D")(f)
+
+
+@query.command(
+    epilog="\b\nExamples:\n  trackhouse query retention --grain week\n"
+    "  trackhouse query retention --grain month --start 2026-01-01 --format csv",
+)
+@common_options
+@limit_option
+@click.option("--grain", type=click.Choice(("week", "month")), default="week", show_default=True)
+@date_range_options
+@click.pass_context
+def retention(ctx: click.Context, grain: str, start: str | None, end: str | None) -> int:
+    """Retention cohorts: users by sign-up week/month x periods since, share still active."""
+    from .query.engagement import RETENTION_COLUMNS
+    from .query.engagement import retention as query_retention
+
+    rows = query_retention(grain, start, end, Options.of(ctx).settings())
+    emit(ctx, rows, columns=RETENTION_COLUMNS)
+    return EXIT_OK
+
+
+@query.command(
+    epilog="\b\nExamples:\n  trackhouse query stickiness --start 2026-10-01\n"
+    "  trackhouse query stickiness --monthly",
+)
+@common_options
+@limit_option
+@click.option("--monthly", is_flag=True, help="distribution of active days per user per month")
+@date_range_options
+@click.pass_context
+def stickiness(ctx: click.Context, monthly: bool, start: str | None, end: str | None) -> int:
+    """Stickiness: DAU, WAU, MAU and DAU/WAU, DAU/MAU per day (or active days per month)."""
+    from .query import engagement
+
+    settings = Options.of(ctx).settings()
+    if monthly:
+        rows = engagement.active_days_distribution(start, end, settings)
+        emit(ctx, rows, columns=engagement.ACTIVE_DAYS_COLUMNS)
+    else:
+        rows = engagement.stickiness(start, end, settings)
+        emit(ctx, rows, columns=engagement.STICKINESS_COLUMNS)
+    return EXIT_OK
+
+
+@query.command(
+    epilog="\b\nExamples:\n  trackhouse query lifecycle --grain month\n"
+    "  trackhouse query lifecycle --grain week --account acme",
+)
+@common_options
+@limit_option
+@click.option(
+    "--grain", type=click.Choice(("day", "week", "month")), default="week", show_default=True
+)
+@click.option("--account", default=None, help="one account's users (default: the whole site)")
+@date_range_options
+@click.pass_context
+def lifecycle(
+    ctx: click.Context, grain: str, account: str | None, start: str | None, end: str | None
+) -> int:
+    """Lifecycle: new, returning, resurrecting and dormant users per period (PostHog's)."""
+    from .query.engagement import LIFECYCLE_COLUMNS
+    from .query.engagement import lifecycle as query_lifecycle
+
+    rows = query_lifecycle(grain, account, start, end, Options.of(ctx).settings())
+    emit(ctx, rows, columns=LIFECYCLE_COLUMNS)
+    return EXIT_OK
+
+
+# More queries go here: @query.command() + @common_options + @limit_option, the SQL
+# in trackhouse.query.<area>, printed with emit().
 
 
 # -- running -----------------------------------------------------------------------

@@ -68,6 +68,7 @@ final as (
         touchpoints.twclid,
         touchpoints.igshid,
         touchpoints.referrer,
+        touchpoints.channel,
         conversions.stitched_id,
         conversions.event,
         conversions.converted_at,
