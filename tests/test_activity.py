@@ -403,11 +403,28 @@ def test_usage_marts_api_and_cli_new_york(warehouse):
     # The query API computes the same numbers from activity_hourly and the users.
     kw = {"timezone": TZ_NY, "as_of": AS_OF, "settings": s}
     assert api.calendar_monthly_usage(**kw) == monthly
-    for account in (None, "acme", "beta"):
+    # The site and beta start at a local midnight: the API gives the mart's rows.
+    for account in (None, "beta"):
         for kind in ("month", "quarter", "year"):
             assert api.subscription_usage(kind=kind, account_id=account, **kw) == by(
                 periods, account_id=account, period_kind=kind
             ), (account, kind)
+    # acme starts at its first group call, Jan 31 15:00 local: the mart anchors
+    # at that date, the API at that instant (souvenirs keeps the time of day), so
+    # dave's Jun 30 08:00 identify is in the period before Jun 30 15:00.
+    acme_exact = api.subscription_usage(account_id="acme", **kw)
+    assert acme_exact[0]["period_start"] == utc("2024-01-31 20:00:00")  # 15:00 EST
+    assert acme_exact[5]["period_start"] == utc("2024-06-30 19:00:00")  # 15:00 EDT
+    assert acme_exact[-1]["period_end"] == utc("2024-08-11 04:00:00")
+    assert counts(acme_exact, "registered_users", "active_users") == [
+        (1, 1),  # alice's group call at 15:00 local is the first instant
+        (1, 1),
+        (1, 0),
+        (1, 0),
+        (2, 1),  # dave, Jun 30 08:00 local
+        (2, 1),  # alice, Jun 30 23:59:59 and Jul 1 00:00 local
+        (2, 0),
+    ]
     daily = mart(warehouse, "usage_daily", "usage_date")
     assert api.daily_usage(**kw) == daily
     active = mart(warehouse, "active_users", "grain, period_start")
@@ -464,9 +481,12 @@ def test_usage_marts_api_and_cli_new_york(warehouse):
     assert cli_json("usage", "--daily", "--account", "acme", *common) == orjson.loads(
         to_json(acme_daily)
     )
-    # acme's days start at its subscription start and count its members only.
+    # acme's days start at its subscription start, 15:00 local, and count its
+    # members only: [Jun 29 15:00, Jun 30 15:00) has dave (08:00), the next alice.
     assert acme_daily[0]["usage_date"] == date(2024, 1, 31)
-    assert by(acme_daily, usage_date=date(2024, 6, 30))[0]["active_users"] == 2  # alice, dave
+    assert acme_daily[0]["period_start"] == utc("2024-01-31 20:00:00")
+    assert by(acme_daily, usage_date=date(2024, 6, 29))[0]["active_users"] == 1
+    assert by(acme_daily, usage_date=date(2024, 6, 30))[0]["active_users"] == 1
     assert cli_json("active-users", "--grain", "month", *common) == orjson.loads(
         to_json(by(active, grain="month"))
     )
