@@ -25,6 +25,8 @@ from trackhouse.query import relation
 from factories import group, identify, page, track
 
 MARTS = ["active_users", "usage_calendar_monthly", "usage_subscription_periods", "usage_daily"]
+# what the query API reads besides those
+MARTS += ["users", "accounts", "activity_events"]
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
 
@@ -302,10 +304,7 @@ def test_usage_marts_api_and_cli_new_york(warehouse):
     s = warehouse.settings
 
     # Users: joined_at stated or first seen; current is_active; account by traits or group.
-    users = {
-        r["user_id"]: r
-        for r in warehouse.query(f"select * from {relation('int_users_resolved', s)}")
-    }
+    users = {r["user_id"]: r for r in warehouse.query(f"select * from {relation('users', s)}")}
     assert users["carol"]["joined_at"] == utc("2024-07-01 03:30:00")
     assert not users["carol"]["is_joined_at_stated"]
     assert (users["bob"]["is_active"], users["bob"]["account_id"]) == (False, "beta")
@@ -574,15 +573,20 @@ def test_clamped_months_count_from_the_anchor_not_the_previous_boundary():
     assert api.months_between_clamped(jan_31, date(2023, 3, 30)) == 1
     assert api.months_between_clamped(jan_31, date(2023, 3, 31)) == 2
     assert api.months_between_clamped(jan_31, date(2023, 1, 30)) == -1
-    leap = list(api.subscription_periods(date(2024, 2, 29), "year", end_date=date(2028, 3, 2)))
+
+    # Subscription periods run between instants (here midnights in UTC).
+    def at(*args: int) -> datetime:
+        return datetime(*args, tzinfo=UTC)
+
+    leap = list(api.subscription_periods(at(2024, 2, 29), "year", end=at(2028, 3, 2)))
     assert [(i, s, e, label) for i, s, e, label in leap] == [
-        (1, date(2024, 2, 29), date(2025, 2, 28), "Y01"),
-        (2, date(2025, 2, 28), date(2026, 2, 28), "Y02"),
-        (3, date(2026, 2, 28), date(2027, 2, 28), "Y03"),
-        (4, date(2027, 2, 28), date(2028, 2, 29), "Y04"),
-        (5, date(2028, 2, 29), date(2028, 3, 2), "Y05"),
+        (1, at(2024, 2, 29), at(2025, 2, 28), "Y01"),
+        (2, at(2025, 2, 28), at(2026, 2, 28), "Y02"),
+        (3, at(2026, 2, 28), at(2027, 2, 28), "Y03"),
+        (4, at(2027, 2, 28), at(2028, 2, 29), "Y04"),
+        (5, at(2028, 2, 29), at(2028, 3, 2), "Y05"),
     ]
-    quarters = list(api.subscription_periods(date(2024, 1, 31), "quarter", date(2025, 6, 1)))
+    quarters = list(api.subscription_periods(at(2024, 1, 31), "quarter", at(2025, 6, 1)))
     assert [label for *_, label in quarters] == [
         "Y01 Q1",
         "Y01 Q2",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -182,3 +182,89 @@ def test_property_incremental_activity_equals_full_refresh(warehouse, scenario):
     incremental = snapshot(warehouse, ACTIVITY)
     run(warehouse, vars, full_refresh=True)
     assert incremental == snapshot(warehouse, ACTIVITY)
+
+
+# -- statistics: rows that should disappear do -----------------------------------
+STATISTICS = ("+statistics_by_date", "+statistics_by_date_and_object", "trackhouse_metrics")
+STATISTIC_MARTS = ("statistics_by_date", "statistics_by_date_and_object")
+
+
+def statistic_rows(warehouse) -> dict[str, set[tuple[Any, ...]]]:
+    return {
+        name: {tuple(r.values()) for r in warehouse.table(name, "metric, period, date")}
+        for name in STATISTIC_MARTS
+    }
+
+
+def conversion(at: str, message_id: str, **properties: Any) -> dict[str, Any]:
+    return track(
+        at, "purchase", anonymous_id=f"anon-{message_id}", message_id=message_id, **properties
+    )
+
+
+def test_statistics_forget_refunded_dates_and_dates_after_an_earlier_as_of(warehouse):
+    """c1 is the only conversion of Mar 1; when it is deactivated the metric
+    starts on Mar 10, and an incremental run must delete Mar 1-9 (delete+insert
+    alone kept them). Moving as_of back must delete the dates after it. And
+    conversion_value by date sums the default currency (EUR) only."""
+
+    def stats(vars: dict[str, Any], *, full_refresh: bool = False) -> None:
+        args = ["build", "--select", *STATISTICS, *NO_TESTS]  # build: with the seeds
+        warehouse.dbt(*args, *(["--full-refresh"] if full_refresh else []), vars=vars)
+
+    def load(events: list[dict[str, Any]], name: str) -> None:
+        path = warehouse.write_ndjson(events, name)
+        from trackhouse.loader import load_files
+
+        assert load_files([path], settings=warehouse.settings).rejected == 0
+
+    vars = {"as_of": "2024-03-15", "currency": "EUR"}
+    load(
+        [
+            conversion("2024-03-01T12:00:00Z", "c1", conversion_id="c1", value=10, currency="EUR"),
+            conversion("2024-03-10T12:00:00Z", "c2", conversion_id="c2", value=5, currency="EUR"),
+            conversion("2024-03-10T13:00:00Z", "c3", conversion_id="c3", value=7, currency="USD"),
+        ],
+        "first.ndjson",
+    )
+    stats(vars, full_refresh=True)
+    by_date = {
+        (r["metric"], r["period"], r["date"]): r["value"]
+        for r in warehouse.table("statistics_by_date", "date")
+    }
+    assert by_date[("conversion_value", "day", date(2024, 3, 10))] == 5  # EUR only
+    by_currency = {
+        (r["object_id"], r["date"]): r["value"]
+        for r in warehouse.table("statistics_by_date_and_object", "date")
+        if r["metric"] == "conversion_value" and r["period"] == "day"
+    }
+    assert by_currency[("USD", date(2024, 3, 10))] == 7
+
+    load(
+        [
+            conversion(
+                "2024-03-12T09:00:00Z",
+                "c1-refund",
+                conversion_id="c1",
+                value=10,
+                currency="EUR",
+                is_active=False,
+            )
+        ],
+        "refund.ndjson",
+    )
+    stats(vars)
+    incremental = statistic_rows(warehouse)
+    assert not any(
+        row[1] == "conversion_count" and row[3] == date(2024, 3, 1)
+        for row in incremental["statistics_by_date"]
+    )
+    stats(vars, full_refresh=True)
+    assert incremental == statistic_rows(warehouse)
+
+    earlier = {**vars, "as_of": "2024-03-11"}
+    stats(earlier)
+    incremental = statistic_rows(warehouse)
+    assert max(row[3] for row in incremental["statistics_by_date"]) == date(2024, 3, 11)
+    stats(earlier, full_refresh=True)
+    assert incremental == statistic_rows(warehouse)
