@@ -92,6 +92,8 @@ def test_record_activity_rate_limit_keeps_hourly_activity_exact(warehouse):
         "activity_hourly",
         "+usage_calendar_monthly",
         "+usage_subscription_periods",
+        "+users",
+        "+activity_events",
         vars={"as_of": "2024-03-31"},
     )
     rows = mart(warehouse, "activity_hourly", "user_id, hour_start")
