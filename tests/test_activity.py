@@ -517,7 +517,7 @@ def test_amsterdam_months_and_days_across_dst(warehouse):
     ]
     load(warehouse, events)
     vars = {"report_timezone": "Europe/Amsterdam", "as_of": "2024-11-05"}
-    build(warehouse, "+active_users", "+usage_calendar_monthly", "+usage_daily", vars=vars)
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars)
     s = warehouse.settings
 
     monthly = mart(warehouse, "usage_calendar_monthly", "period_start")
