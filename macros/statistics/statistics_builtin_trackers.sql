@@ -2,7 +2,12 @@
     The built-in metrics of SPEC 2.5 as tracker arguments, shared by the two
     statistics marts so the by-date and by-object numbers come from one definition.
     Each entry takes the arguments of track_by_date, plus object_column and
-    object_type for track_by_date_and_object. The metrics are rows of the
+    object_type for track_by_date_and_object; `by_date_where`, when given,
+    replaces `where` in statistics_by_date. conversion_value has one: a sum of
+    amounts in different currencies means nothing, so statistics_by_date sums
+    the conversions in var `currency` only (the default currency); every
+    currency has its own rows in statistics_by_date_and_object (object_type
+    'currency'). The metrics are rows of the
     trackhouse_metrics seed.
 #}
 {% macro statistics_builtin_trackers() -%}
@@ -46,6 +51,7 @@
             'timestamp_column': 'converted_at',
             'sum_column': 'value',
             'where': 'is_valid',
+            'by_date_where': "is_valid and currency = '" ~ var('currency', 'EUR') ~ "'",
             'object_column': 'currency',
             'object_type': 'currency',
         },

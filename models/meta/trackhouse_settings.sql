@@ -17,7 +17,9 @@ settings as (
         cast('{{ tojson(var("source_windows", {})) }}' as varchar) as source_windows_json,
         cast('{{ var("currency", "EUR") }}' as varchar) as default_currency,
         cast({{ var('lookback_days', 3) }} as integer) as lookback_days,
-        cast({{ dbt.current_timestamp() }} as varchar) as built_at
+        cast({{ dbt.current_timestamp() }} as varchar) as built_at,
+        {# the one instant every model of this build took "today" from #}
+        {{ trackhouse.build_started_at() }} as run_started_at
 ),
 
 final as (

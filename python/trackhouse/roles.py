@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from .engine import ensure_schema, get_engine
 from .errors import TrackhouseError
-from .schema import ALL_TABLES, events, rejected
+from .schema import ALL_TABLES
 from .settings import Settings, load_settings
 
 WRITER = "trackhouse_writer"
@@ -44,11 +44,9 @@ class RolesNotSupportedError(TrackhouseError):
 
 
 def _key_column(table: sa.Table) -> str:
-    if table is events:
-        return "message_id"
-    if table is rejected:
-        return "rejected_id"
-    return "event_id"
+    # message_id, rejected_id, event_id, or batches' load_sequence (the writer
+    # reads its max to number the next batch)
+    return next(iter(table.primary_key.columns)).name
 
 
 def _create_role(conn: sa.Connection, q: Any, role: str) -> bool:
