@@ -256,7 +256,7 @@ def _delete_rows(
                 ledger.c.message_id.in_(sa.select(table.c.event_id).where(condition))
             )
         ).rowcount
-        rows[table.name] = conn.execute(sa.delete(table).where(condition)).rowcount
+        rows[str(table.name)] = conn.execute(sa.delete(table).where(condition)).rowcount
     # Events only in the ledger (page views without tracking parameters, ...).
     ledger_rows += conn.execute(sa.delete(ledger).where(owned(ledger))).rowcount
     rows["events"] = ledger_rows
@@ -283,17 +283,26 @@ def _mentions(payload: str, ids: set[str]) -> bool:
     return any(v is not None and not isinstance(v, dict | list) and str(v) in ids for v in values)
 
 
+def _names_suppressed(payload: str, hit: Any) -> bool:
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(event, dict):
+        return False
+    return any(isinstance(event.get(f), str | int) and hit(str(event.get(f))) for f in _ID_FIELDS)
+
+
 def _delete_rejected(conn: sa.Connection, settings: Settings, ids: set[str]) -> int:
     table = _t(rejected, settings)
     doomed: list[str] = []
     for part in _chunks(sorted(ids), 50):
         # A cheap filter in the database, the exact check in Python.
         patterns = [
-            "%" + i.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            for i in part
+            "%" + i.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%" for i in part
         ]
         query = sa.select(table.c.rejected_id, table.c.payload).where(
-            sa.or_(*(table.c.payload.like(p, escape="\\") for p in patterns))
+            sa.or_(*(table.c.payload.like(p, escape="!") for p in patterns))
         )
         doomed += [rid for rid, payload in conn.execute(query) if _mentions(payload, ids)]
     deleted = 0
@@ -412,8 +421,10 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
             )
         ]
         ledger += list(zip(*cols, strict=True))
-    # previousId of alias events (and anonymousId of identify) is in identity_links.
+    # previousId of alias events is in identity_links.
     extra: dict[str, str] = {r[0]: r[1] for r in batch.rows.get("identity_links", ())}
+    # Recorded statistics about a person (object_type "user").
+    extra |= {r[0]: r[6] for r in batch.rows.get("statistics", ()) if r[5] in PERSON_OBJECT_TYPES}
     memo: dict[str, bool] = {}
 
     def hit(value: str | None) -> bool:
@@ -423,6 +434,17 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
             memo[value] = hash_id(value, key) in hashes
         return memo[value]
 
+    # Lines rejected for another reason that name a forgotten id keep no payload either.
+    for index, row in enumerate(batch.rejected):
+        if row[4] != SUPPRESSED_REASON and _names_suppressed(row[3], hit):
+            batch.rejected[index] = (
+                rejected_id(row[1], row[2], ""),
+                row[1],
+                row[2],
+                "",
+                SUPPRESSED_REASON,
+                row[5],
+            )
     doomed = {
         mid
         for mid, anonymous_id, user_id, *_ in ledger
@@ -665,7 +687,9 @@ def _now() -> datetime:
 
 def _t(table: sa.Table, settings: Settings) -> sa.Table:
     """The table in the configured raw schema."""
-    return table.to_metadata(_metadata_for(settings.raw_schema), schema=settings.raw_schema)
+    metadata = _metadata_for(settings.raw_schema)
+    found = metadata.tables.get(f"{settings.raw_schema}.{table.name}")
+    return found if found is not None else table.to_metadata(metadata, schema=settings.raw_schema)
 
 
 _metadatas: dict[str, sa.MetaData] = {}
