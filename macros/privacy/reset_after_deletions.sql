@@ -1,6 +1,6 @@
 {#
     A pre_hook for every incremental model: after a `trackhouse forget` (a new row
-    with deleted rows in the deletion log, stg_deletion_requests) the model forgets
+    with deleted rows in the raw table deletion_requests) the model forgets
     everything it kept, so this run rebuilds it from the raw tables, without the
     forgotten person, exactly as a full refresh would: each incremental model treats
     an empty table as a first build. Aggregates (active users, statistics) are
@@ -10,6 +10,9 @@
     table trackhouse_deletions_applied beside it, one row per model, written before
     the model reads the raw tables: a deletion that commits during the build is seen
     by the next one. Every build (first, full refresh, incremental) updates it.
+    The deletion log is read here directly, not as a dbt source: every dbt source is
+    the key of an ingestion asset in Dagster, and the log is written by `trackhouse
+    forget`, not by ingestion.
     Usage: config(pre_hook="{{ trackhouse.reset_after_deletions() }}").
 #}
 {% macro reset_after_deletions() -%}
@@ -23,12 +26,18 @@
         identifier='trackhouse_deletions_applied',
         type='table',
     ) -%}
+    {%- set deletion_log = api.Relation.create(
+        database=this.database,
+        schema=env_var('TRACKHOUSE_RAW_SCHEMA', 'trackhouse_raw'),
+        identifier='deletion_requests',
+        type='table',
+    ) -%}
     {%- set deletions_seen -%}
         (
             select
                 cast(count(*) as {{ dbt.type_string() }}) || '/'
                 || coalesce(cast(max(requested_at) as {{ dbt.type_string() }}), '')
-            from {{ ref('stg_deletion_requests') }}
+            from {{ deletion_log }}
             where rows_deleted > 0
         )
     {%- endset -%}
