@@ -361,3 +361,27 @@ def test_prune_without_retention_settings_does_nothing(warehouse):
     report = prune(warehouse.settings, now=datetime.now(UTC) + timedelta(days=3650))
     assert report.rows == {} and "no retention is set" in report.summary()
     assert warehouse.raw("touchpoints")[0]["user_agent"] == "Firefox"
+
+
+def test_dagster_prune_job_applies_the_retention(warehouse):
+    """The daily schedule's job runs prune on the configured target."""
+    from orchestration.resources import Warehouse
+    from orchestration.schedules import PRUNE_CRON, build_prune_schedule
+
+    old = page("2020-01-01T00:00:00Z", "https://x.example/?utm_source=a&q=secret", anonymous_id="v")
+    load_files([warehouse.write_ndjson([old])], settings=warehouse.settings)
+    schedule = build_prune_schedule()
+    assert schedule.cron_schedule == PRUNE_CRON
+    resource = Warehouse(target=warehouse.target, project_dir=str(warehouse.settings.project_dir))
+    result = schedule.job.execute_in_process(resources={"warehouse": resource})
+    assert result.success
+    assert result.output_for_node("prune_raw_data") == 0  # no retention set: nothing pruned
+    assert warehouse.raw("touchpoints")[0]["url"].endswith("q=secret")
+    config = {
+        "ops": {
+            "prune_raw_data": {"config": {"raw_retention_days": 30, "url_query_retention_days": 30}}
+        }
+    }
+    result = schedule.job.execute_in_process(run_config=config, resources={"warehouse": resource})
+    assert result.output_for_node("prune_raw_data") == 2  # the payload and the URL
+    assert warehouse.raw("touchpoints")[0]["url"] == "https://x.example/?utm_source=a"
