@@ -40,7 +40,7 @@ class PruneConfig(dg.Config):
     "retention vars (raw_retention_days, url_query_retention_days, "
     "user_agent_retention_days) of the last dbt build; see docs/privacy.md.",
 )
-def prune_raw_data(
+def prune_expired(
     context: dg.OpExecutionContext, config: PruneConfig, warehouse: Warehouse
 ) -> dg.Output[int]:
     from trackhouse.privacy import prune
@@ -52,7 +52,7 @@ def prune_raw_data(
 
 @dg.job(name=PRUNE_JOB, description="Apply the retention settings to the raw tables.")
 def prune_job() -> None:
-    prune_raw_data()
+    prune_expired()
 
 
 def build_prune_schedule() -> dg.ScheduleDefinition:

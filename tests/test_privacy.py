@@ -375,13 +375,13 @@ def test_dagster_prune_job_applies_the_retention(warehouse):
     resource = Warehouse(target=warehouse.target, project_dir=str(warehouse.settings.project_dir))
     result = schedule.job.execute_in_process(resources={"warehouse": resource})
     assert result.success
-    assert result.output_for_node("prune_raw_data") == 0  # no retention set: nothing pruned
+    assert result.output_for_node("prune_expired") == 0  # no retention set: nothing pruned
     assert warehouse.raw("touchpoints")[0]["url"].endswith("q=secret")
     config = {
         "ops": {
-            "prune_raw_data": {"config": {"raw_retention_days": 30, "url_query_retention_days": 30}}
+            "prune_expired": {"config": {"raw_retention_days": 30, "url_query_retention_days": 30}}
         }
     }
     result = schedule.job.execute_in_process(run_config=config, resources={"warehouse": resource})
-    assert result.output_for_node("prune_raw_data") == 2  # the payload and the URL
+    assert result.output_for_node("prune_expired") == 2  # the payload and the URL
     assert warehouse.raw("touchpoints")[0]["url"] == "https://x.example/?utm_source=a"
