@@ -15,11 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
+from trackhouse import privacy
 from trackhouse.engine import get_engine
+from trackhouse.errors import ConfigError
 from trackhouse.loader import load_files
-from trackhouse.privacy import SUPPRESSED_REASON, forget, prune, retention_settings
+from trackhouse.privacy import KEY_ENV, SUPPRESSED_REASON, forget, prune, retention_settings
 from trackhouse.query import relation
 
 from factories import group, identify, page, statistic, track
@@ -385,3 +388,23 @@ def test_dagster_prune_job_applies_the_retention(warehouse):
     result = schedule.job.execute_in_process(run_config=config, resources={"warehouse": resource})
     assert result.output_for_node("prune_expired") == 2  # the payload and the URL
     assert warehouse.raw("touchpoints")[0]["url"] == "https://x.example/?utm_source=a"
+
+
+def test_suppression_keeps_no_clear_id_and_needs_its_key(warehouse, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "the first secret")
+    events = [track("2024-01-01T10:00:00Z", "view", user_id="zed-31")]
+    load_files([warehouse.write_ndjson(events, "zed.ndjson")], settings=warehouse.settings)
+    forget(["zed-31"], settings=warehouse.settings)
+    for name in ("deletion_requests", "suppressions", "privacy_key"):
+        assert not any("zed-31" in str(v) for r in warehouse.raw(name) for v in r.values())
+    assert warehouse.raw("privacy_key") == []  # the key came from the environment
+    again = [track("2024-01-02T10:00:00Z", "view", user_id="zed-31")]
+    report = load_files(
+        [warehouse.write_ndjson(again, "again.ndjson")], settings=warehouse.settings
+    )
+    assert (report.accepted, report.rejected) == (0, 1)
+    # With another key the forgotten ids would be accepted again: the loader refuses.
+    monkeypatch.setenv(KEY_ENV, "another secret")
+    privacy._invalidate(warehouse.settings)
+    with pytest.raises(ConfigError, match=KEY_ENV):
+        load_files([warehouse.write_ndjson(again, "third.ndjson")], settings=warehouse.settings)
