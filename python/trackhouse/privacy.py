@@ -154,12 +154,12 @@ def forget(user_ids: Iterable[str], settings: Settings | None = None) -> ForgetR
     """Delete every raw row of these users and of the anonymous ids linked to them,
     suppress the ids, and log the request. Idempotent: forgetting again deletes
     nothing more (the request is logged again, with zero rows)."""
-    asked = sorted({str(u) for u in user_ids})
-    bad = [u for u in asked if not u.strip()]
-    if not asked or bad:
+    given = [user_ids] if isinstance(user_ids, str) else list(user_ids)
+    asked = sorted({str(u) for u in given})
+    if not asked or any(not u.strip() for u in asked):
         raise TrackhouseError(
-            f"forget needs one or more non-empty user ids, got {list(user_ids) if bad else []!r};"
-            " pass the userId values as they were sent (e.g. trackhouse forget user-42)"
+            f"forget needs one or more non-empty user ids, got {given!r}; pass the userId "
+            "values as they were sent (e.g. trackhouse forget user-42)"
         )
     settings = settings or load_settings()
     ensure_schema(settings)
