@@ -579,6 +579,14 @@ def prune(
         return None if days is None else now - timedelta(days=days)
 
     bots = _bot_patterns(settings) if chosen["user_agent_retention_days"] is not None else []
+    if (before := cutoff("url_query_retention_days")) is not None:
+        report.rows["urls trimmed"] = _rewrite(
+            settings, before, dry_run, {"url": _trim_url, "referrer": _trim_referrer}
+        )
+    if (before := cutoff("user_agent_retention_days")) is not None:
+        report.rows["user agents blanked"] = _rewrite(
+            settings, before, dry_run, {"user_agent": lambda ua: _bot_pattern(ua, bots)}
+        )
     with _begin(settings) as conn:
         if (before := cutoff("raw_retention_days")) is not None:
             ledger = _t(events, settings)
@@ -591,14 +599,6 @@ def prune(
             report.rows["rejected deleted"] = _apply(
                 conn, sa.delete(table).where(old), table, old, dry_run
             )
-        if (before := cutoff("url_query_retention_days")) is not None:
-            report.rows["urls trimmed"] = _rewrite(
-                conn, settings, before, dry_run, {"url": _trim_url, "referrer": _trim_referrer}
-            )
-        if (before := cutoff("user_agent_retention_days")) is not None:
-            report.rows["user agents blanked"] = _rewrite(
-                conn, settings, before, dry_run, {"user_agent": lambda ua: _bot_pattern(ua, bots)}
-            )
     return report
 
 
@@ -610,34 +610,65 @@ def _apply(conn: sa.Connection, statement: Any, table: sa.Table, where: Any, dry
     return int(conn.execute(statement).rowcount)
 
 
-def _rewrite(
-    conn: sa.Connection,
-    settings: Settings,
-    before: datetime,
-    dry_run: bool,
-    columns: dict[str, Any],
-) -> int:
-    """Rewrite touchpoint columns older than `before` with Python functions; counts rows changed."""
-    table = _t(touchpoints, settings)
+def _rewrite(settings: Settings, before: datetime, dry_run: bool, columns: dict[str, Any]) -> int:
+    """Rewrite touchpoint columns older than `before` with Python functions, in one
+    transaction with one bulk UPDATE (DuckDB: from an Arrow table; PostgreSQL: from a
+    COPY-filled temporary table). Returns the number of rows changed."""
+    import pyarrow as pa
+
     names = list(columns)
-    query = sa.select(table.c.event_id, *(table.c[n] for n in names)).where(
-        table.c.occurred_at < before, sa.or_(*(table.c[n].is_not(None) for n in names))
+    schema = settings.raw_schema.replace('"', '""')
+    target = f'"{schema}".touchpoints'
+    select = (
+        f"select event_id, {', '.join(names)} from {target} "
+        f"where occurred_at < '{before.isoformat(sep=' ')}' "
+        f"and ({' or '.join(f'{n} is not null' for n in names)})"
     )
-    changes: list[dict[str, Any]] = []
-    for row in conn.execute(query):
-        new = {
-            n: (columns[n](v) if v is not None else None)
-            for n, v in zip(names, row[1:], strict=True)
-        }
-        if any(new[n] != v for n, v in zip(names, row[1:], strict=True)):
-            changes.append({"key": row[0], **{f"new_{n}": new[n] for n in names}})
-    if changes and not dry_run:
-        statement = (
-            sa.update(table)
-            .where(table.c.event_id == sa.bindparam("key"))
-            .values({n: sa.bindparam(f"new_{n}") for n in names})
-        )
-        conn.execute(statement, changes)
+    assignments = ", ".join(f"{n} = th_prune.{n}" for n in names)
+    update = (
+        f"update {target} set {assignments} from th_prune "
+        f"where {target}.event_id = th_prune.event_id"
+    )
+    with raw_connection(settings) as con:
+        if settings.is_duckdb:  # psycopg opens a transaction by itself
+            con.execute("begin transaction")
+        try:
+            found = con.execute(select).fetchall()
+            changes = []
+            for row in found:
+                new = [
+                    columns[n](v) if v is not None else None
+                    for n, v in zip(names, row[1:], strict=True)
+                ]
+                if new != list(row[1:]):
+                    changes.append((row[0], *new))
+            if changes and not dry_run:
+                if settings.is_duckdb:
+                    cols = list(zip(*changes, strict=True))
+                    table = pa.table(
+                        {
+                            n: pa.array(c, pa.string())
+                            for n, c in zip(["event_id", *names], cols, strict=True)
+                        }
+                    )
+                    con.register("th_prune", table)
+                    con.execute(update)
+                    con.unregister("th_prune")
+                else:
+                    cur = con.cursor()
+                    cur.execute(
+                        "create temp table th_prune (event_id text, "
+                        + ", ".join(f"{n} text" for n in names)
+                        + ") on commit drop"
+                    )
+                    with cur.copy(f"copy th_prune (event_id, {', '.join(names)}) from stdin") as cp:
+                        for change in changes:
+                            cp.write_row(change)
+                    cur.execute(update)
+        except BaseException:
+            con.execute("rollback") if settings.is_duckdb else con.rollback()
+            raise
+        con.execute("commit") if settings.is_duckdb else con.commit()
     return len(changes)
 
 
