@@ -393,6 +393,21 @@ def suppressed_hashes(settings: Settings) -> tuple[frozenset[str], bytes | None]
     return hashes, key
 
 
+_memo: dict[str, bool] = {}
+_memo_owner: list[int] = [0]
+MEMO_LIMIT = 2_000_000
+
+
+def _memo_for(hashes: frozenset[str], key: bytes) -> dict[str, bool]:
+    """Which ids were found suppressed, kept across chunks while the list and the key
+    stay the same (ids repeat: each is hashed once per process, not once per chunk)."""
+    owner = hash((hashes, key))
+    if _memo_owner[0] != owner or len(_memo) > MEMO_LIMIT:
+        _memo.clear()
+        _memo_owner[0] = owner
+    return _memo
+
+
 def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
     """Reject (reason "suppressed", no payload kept) every event of `batch` whose
     userId, anonymousId or previousId was forgotten. The loader calls this once per
@@ -405,27 +420,7 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
 
     from .loader import MAX_EXAMPLES, Rejection, rejected_id
 
-    ledger: list[tuple[str, str | None, str | None, str, int | None, datetime]] = [
-        (r[0], r[3], r[4], r[5], r[6], r[8]) for r in batch.rows.get("events", ())
-    ]
-    for part in batch.arrow.get("events", ()):
-        cols = [
-            part.column(n).to_pylist()
-            for n in (
-                "message_id",
-                "anonymous_id",
-                "user_id",
-                "source",
-                "line_number",
-                "received_at",
-            )
-        ]
-        ledger += list(zip(*cols, strict=True))
-    # previousId of alias events is in identity_links.
-    extra: dict[str, str] = {r[0]: r[1] for r in batch.rows.get("identity_links", ())}
-    # Recorded statistics about a person (object_type "user").
-    extra |= {r[0]: r[6] for r in batch.rows.get("statistics", ()) if r[5] in PERSON_OBJECT_TYPES}
-    memo: dict[str, bool] = {}
+    memo = _memo_for(hashes, key)
 
     def hit(value: str | None) -> bool:
         if value is None:
@@ -433,6 +428,38 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
         if value not in memo:
             memo[value] = hash_id(value, key) in hashes
         return memo[value]
+
+    # (message_id, source, line_number, received_at) of the events to reject.
+    doomed_rows: list[tuple[str, str, int | None, datetime]] = []
+    # previousId of alias events is in identity_links; person statistics name an object.
+    extra: dict[str, str] = {r[0]: r[1] for r in batch.rows.get("identity_links", ())}
+    extra |= {r[0]: r[6] for r in batch.rows.get("statistics", ()) if r[5] in PERSON_OBJECT_TYPES}
+    for r in batch.rows.get("events", ()):
+        if hit(r[4]) or hit(r[3]) or hit(extra.get(r[0])):
+            doomed_rows.append((r[0], r[5], r[6], r[8]))
+    # The vectorised rows: hash each distinct id once, then select the rows in Arrow.
+    for part in batch.arrow.get("events", ()):
+        ids = pc.unique(
+            pa.chunked_array(
+                [*part.column("user_id").chunks, *part.column("anonymous_id").chunks], pa.string()
+            )
+        )
+        found = [v for v in ids.to_pylist() if hit(v)]
+        if not found:
+            continue
+        value_set = pa.array(found, pa.string())
+        mask = pc.or_kleene(
+            pc.is_in(part.column("user_id"), value_set=value_set),
+            pc.is_in(part.column("anonymous_id"), value_set=value_set),
+        )
+        chosen = part.filter(pc.fill_null(mask, False))
+        doomed_rows += zip(
+            *(
+                chosen.column(n).to_pylist()
+                for n in ("message_id", "source", "line_number", "received_at")
+            ),
+            strict=True,
+        )
 
     # Lines rejected for another reason that name a forgotten id keep no payload either.
     for index, row in enumerate(batch.rejected):
@@ -445,11 +472,7 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
                 SUPPRESSED_REASON,
                 row[5],
             )
-    doomed = {
-        mid
-        for mid, anonymous_id, user_id, *_ in ledger
-        if hit(user_id) or hit(anonymous_id) or hit(extra.get(mid))
-    }
+    doomed = {row[0] for row in doomed_rows}
     if not doomed:
         return
     for name, rows in batch.rows.items():
@@ -460,9 +483,7 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
             p.filter(pc.invert(pc.is_in(p.column(0), value_set=value_set))) for p in parts
         ]
     batch.message_ids -= doomed
-    for mid, _a, _u, source, line_number, received_at in ledger:
-        if mid not in doomed:
-            continue
+    for _mid, source, line_number, received_at in doomed_rows:
         # The payload is not kept: it is the forgotten person's data.
         batch.rejected.append(
             (
