@@ -44,6 +44,14 @@ class LoadFilesConfig(dg.Config):
             "counts. The landing sensor launches one run per new file."
         ),
     )
+    spool_dir: str = Field(
+        default="",
+        description=(
+            "A spool directory to drain as well (trackhouse.spool.drain: the collector's and "
+            "the Python API's spooled events). The landing sensor sets it when the spool "
+            "has sealed segments."
+        ),
+    )
 
 
 @dataclass
@@ -177,6 +185,14 @@ def build_ingestion_assets(environment: Environment) -> dg.AssetsDefinition:
         ensure_schema(settings)
         paths = [_resolve(p, settings.project_dir) for p in config.paths]
         outcomes = load_each(paths, warehouse, context.log)
+        if config.spool_dir:
+            from .sensors import drain_spool  # (sensors imports this module)
+
+            outcomes.append(
+                drain_spool(
+                    _resolve(config.spool_dir, settings.project_dir), warehouse, context.log
+                )
+            )
         tables = raw_table_metadata(settings)
 
         total = _total(outcomes)

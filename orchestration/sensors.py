@@ -8,8 +8,15 @@ gets a new identity and is loaded again; the ledger keeps lines already loaded
 from counting twice. Files still being written are left alone until they have
 not changed for `settle_seconds`; writers should still write under a temporary
 name (`.name`, `*.tmp`, `*.part`) and rename when done.
+
+The same sensor drains the spool (the collector's and the Python API's events,
+`trackhouse.spool`): when the target's spool directory holds sealed segments or
+recorded refusals, it launches one load run with `spool_dir` set, keyed by the
+names of those files (a segment is deleted once loaded, so the same set is never
+launched twice, and the drain itself claims each file with a lock).
 """
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -20,12 +27,13 @@ from typing import Any
 import dagster as dg
 
 from .environment import Environment
-from .ingestion import LoadFilesConfig
+from .ingestion import FileOutcome, LoadFilesConfig
 from .resources import LandingFolder
 
 SENSOR_NAME = "landing_sensor"
 LOAD_JOB_NAME = "load_landing_file"
 FILE_TAG = "trackhouse/file"
+SPOOL_TAG = "trackhouse/spool"
 SUFFIXES = (".ndjson", ".jsonl", ".json")
 TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp")
 
@@ -101,6 +109,44 @@ def next_cursor(
     return json.dumps({"files": dict(sorted(kept.items()))}, sort_keys=True)
 
 
+def spool_waiting(directory: Path) -> list[str]:
+    """The spool files a drain would load now (sealed segments, recorded refusals),
+    after sealing the segments of writers that died."""
+    from trackhouse.spool import REJECTS, SEALED, recover
+
+    if not directory.is_dir():
+        return []
+    recover(directory)
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith((SEALED, REJECTS)))
+
+
+def spool_run_request(directory: Path, names: Sequence[str]) -> dg.RunRequest:
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    return dg.RunRequest(
+        run_key=f"spool|{directory}|{digest}",
+        run_config=dg.RunConfig(ops={"raw_files": LoadFilesConfig(spool_dir=str(directory))}),
+        tags={SPOOL_TAG: str(directory)},
+    )
+
+
+def drain_spool(directory: Path, warehouse: Any, log: Any) -> FileOutcome:
+    """Drain a spool directory into the warehouse, reported like one loaded file."""
+    from trackhouse.errors import TrackhouseError
+    from trackhouse.spool import drain
+
+    outcome = FileOutcome(str(directory))
+    try:
+        outcome.report = drain(directory, warehouse.settings())
+    except TrackhouseError as exc:
+        outcome.error = str(exc)
+        log.error(f"spool {directory}: {exc}")
+    else:
+        log.info(f"spool {directory}: {outcome.report.summary()}")
+        for r in outcome.report.rejections:
+            log.warning(f"spool {r.source} line {r.line_number}: {r.reason}")
+    return outcome
+
+
 def build_landing_sensor(environment: Environment, job: Any) -> dg.SensorDefinition:
     @dg.sensor(
         name=SENSOR_NAME,
@@ -110,7 +156,8 @@ def build_landing_sensor(environment: Environment, job: Any) -> dg.SensorDefinit
         description=(
             f"Loads every new NDJSON file (.ndjson, .jsonl, .json, optionally .gz) dropped "
             f"in {environment.landing_dir}, once: one run per file, keyed by its path, size "
-            "and modification time."
+            "and modification time; and drains the spool "
+            f"{environment.settings.spool_dir} when it has sealed segments."
         ),
     )
     def landing_sensor(
@@ -120,12 +167,16 @@ def build_landing_sensor(environment: Environment, job: Any) -> dg.SensorDefinit
         cursor = parse_cursor(context.cursor)
         ready = files_to_load(files, cursor, time.time_ns(), landing.settle_seconds)
         new_cursor = next_cursor(files, cursor, ready)
-        if not ready:
+        spool_dir = environment.settings.spool_dir
+        spooled = spool_waiting(spool_dir)
+        if not ready and not spooled:
             return dg.SensorResult(
-                skip_reason=f"no new files in {landing.directory}", cursor=new_cursor
+                skip_reason=f"no new files in {landing.directory} and nothing in the spool",
+                cursor=new_cursor,
             )
+        spool_requests = [spool_run_request(spool_dir, spooled)] if spooled else []
         return dg.SensorResult(
-            run_requests=[
+            run_requests=spool_requests + [
                 dg.RunRequest(
                     run_key=f.run_key,
                     run_config=dg.RunConfig(ops={"raw_files": LoadFilesConfig(paths=[f.path])}),

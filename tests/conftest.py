@@ -151,6 +151,7 @@ def warehouse(
         "TRACKHOUSE_PROJECT_DIR": str(ROOT),
         "DBT_PROFILES_DIR": str(ROOT),
         "TRACKHOUSE_LOCK_TIMEOUT": "30",
+        "TRACKHOUSE_SPOOL_DIR": str(tmp_path / "spool"),  # the Python API's spool, per test
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

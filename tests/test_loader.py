@@ -65,12 +65,12 @@ BAD_LINES = {
     ): "has no UTC offset",
     orjson.dumps(
         {
-            "type": "screen",
+            "type": "video",
             "messageId": "b3",
             "anonymousId": "a",
             "timestamp": "2024-05-01T10:00:00Z",
         }
-    ): "type 'screen' is not one of",
+    ): "type 'video' is not one of",
     orjson.dumps(
         {
             "type": "track",

@@ -30,6 +30,7 @@ from trackhouse.middleware import (
     TrackhouseWSGIMiddleware,
     has_tracking_values,
 )
+from trackhouse.spool import drain
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -360,3 +361,28 @@ def test_excluded_paths_are_not_tracked(path):
     app = TrackhouseWSGIMiddleware(ok_app, tracker=tracker)
     _, headers = call_wsgi(app, PATH_INFO=path, QUERY_STRING="utm_source=google")
     assert tracker.calls == [] and not [v for k, v in headers if k == "Set-Cookie"]
+
+
+def test_requests_spool_and_a_full_spool_never_breaks_a_response(warehouse, caplog):
+    """A request appends to the spool and returns without the warehouse; when the
+    spool is full, the touchpoint is not recorded, the response is still served
+    and the log says why."""
+    with Tracker(
+        warehouse.settings,
+        spool_dir=warehouse.tmp / "spool",
+        drain="off",
+        flush_interval=0,
+        max_spool_bytes=3_000,
+    ) as tracker:
+        app = TrackhouseWSGIMiddleware(ok_app, tracker=tracker)
+        statuses = [
+            call_wsgi(app, QUERY_STRING=f"utm_source=s{i}&utm_content={'x' * 200}")[0]
+            for i in range(20)
+        ]
+        assert statuses == ["200 OK"] * 20
+        spooled = tracker.spool.depth_bytes()
+    assert 0 < spooled <= 3_000
+    assert "NOT recorded" in caplog.text
+    report = drain(warehouse.tmp / "spool", warehouse.settings)
+    assert 0 < report.accepted < 20  # what fitted in the spool, and only that
+    assert warehouse.count("touchpoints") == report.accepted

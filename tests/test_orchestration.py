@@ -103,6 +103,7 @@ def dagster_environment(tmp: Path) -> dict[str, str]:
         "DBT_PROFILES_DIR": str(ROOT),
         "DAGSTER_HOME": str(home),
         "TRACKHOUSE_LANDING_DIR": str(tmp / "landing"),
+        "TRACKHOUSE_SPOOL_DIR": str(tmp / "spool"),
         # Long enough that a file written during a test stays "being written".
         "TRACKHOUSE_LANDING_SETTLE_SECONDS": "120",
         "TRACKHOUSE_LOCK_TIMEOUT": "60",

@@ -26,9 +26,10 @@
         identifier='trackhouse_deletions_applied',
         type='table',
     ) -%}
+    {#- where the raw tables are: as the trackhouse_raw source says (_sources.yml) -#}
     {%- set deletion_log = api.Relation.create(
-        database=this.database,
-        schema=env_var('TRACKHOUSE_RAW_SCHEMA', 'trackhouse_raw'),
+        database=var('trackhouse_raw_database', none) or target.database,
+        schema=var('trackhouse_raw_schema', none) or env_var('TRACKHOUSE_RAW_SCHEMA', 'trackhouse_raw'),
         identifier='deletion_requests',
         type='table',
     ) -%}

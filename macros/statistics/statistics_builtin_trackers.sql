@@ -9,7 +9,7 @@
     {{ return([
         {
             'metric': 'users.user_count',
-            'relation': ref('int_users_resolved'),
+            'relation': ref('trackhouse', 'int_users_resolved'),
             'timestamp_column': 'joined_at',
             'count_distinct': 'user_id',
             'object_column': 'account_id',
@@ -17,7 +17,7 @@
         },
         {
             'metric': 'activity.active_users',
-            'relation': ref('int_activity_days_accounted'),
+            'relation': ref('trackhouse', 'int_activity_days_accounted'),
             'date_column': 'activity_date',
             'count_distinct': 'user_id',
             'object_column': 'account_id',
@@ -25,7 +25,7 @@
         },
         {
             'metric': 'attribution.touchpoint_count',
-            'relation': ref('touchpoints'),
+            'relation': ref('trackhouse', 'touchpoints'),
             'timestamp_column': 'touched_at',
             'count_distinct': 'touchpoint_id',
             'object_column': 'utm_source',
@@ -33,7 +33,7 @@
         },
         {
             'metric': 'attribution.conversion_count',
-            'relation': ref('conversions'),
+            'relation': ref('trackhouse', 'conversions'),
             'timestamp_column': 'converted_at',
             'count_distinct': 'conversion_id',
             'where': 'is_valid',
@@ -42,7 +42,7 @@
         },
         {
             'metric': 'attribution.conversion_value',
-            'relation': ref('conversions'),
+            'relation': ref('trackhouse', 'conversions'),
             'timestamp_column': 'converted_at',
             'sum_column': 'value',
             'where': 'is_valid',

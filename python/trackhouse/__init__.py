@@ -32,12 +32,14 @@ from .query.activity import (
 from .query.attribution import attribute_conversions
 from .query.statistics import statistics
 from .settings import Settings, load_settings
+from .spool import SpoolFullError
 
 __all__ = [
     "ConfigError",
     "InvalidEventError",
     "LoadReport",
     "Settings",
+    "SpoolFullError",
     "Tracker",
     "TrackhouseASGIMiddleware",
     "TrackhouseError",

@@ -1,4 +1,17 @@
-"""SQLAlchemy engines for the configured target, and the DuckDB single-writer rule."""
+"""SQLAlchemy engines for the configured target, and the DuckDB single-writer rule.
+
+Two ways in:
+
+- the **write path** (`raw_connection`, `get_engine`): loaders, drains, `init`.
+  On DuckDB it opens the file read-write (creating it if needed) only for the
+  moment it writes, and waits while another process holds it.
+- the **read path** (`read_connection`, `read_engine`): the query API, the CLI,
+  summaries. On DuckDB it opens the file READ-ONLY, so it never creates a
+  warehouse (a missing file is a clear error naming the path) and never takes
+  the writer's lock; if a writer is in the middle of a commit it retries
+  briefly (`TRACKHOUSE_READ_TIMEOUT`, default 10 s). On PostgreSQL reads run in
+  read-only transactions (MVCC: readers and writers never wait for each other).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +19,68 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import WarehouseBusyError
+from .errors import WarehouseBusyError, WarehouseMissingError
 from .schema import init_schema
 from .settings import Settings, load_settings
 
 # How long a writer waits for another process (dbt, another loader) to release
 # a DuckDB file before giving up with a clear error.
 LOCK_TIMEOUT_SECONDS = float(os.environ.get("TRACKHOUSE_LOCK_TIMEOUT", "120"))
+# How long a reader retries while a writer holds the DuckDB file.
+READ_TIMEOUT_SECONDS = float(os.environ.get("TRACKHOUSE_READ_TIMEOUT", "10"))
+_lock_timeout: ContextVar[float | None] = ContextVar("trackhouse_lock_timeout", default=None)
+
+
+@contextmanager
+def lock_timeout(seconds: float | None) -> Iterator[None]:
+    """Within this block (this thread), writers wait at most `seconds` for a
+    locked DuckDB file (None: TRACKHOUSE_LOCK_TIMEOUT). A drain at interpreter
+    exit uses a short one, so exit is never held up by `dbt build`."""
+    token = _lock_timeout.set(seconds)
+    try:
+        yield
+    finally:
+        _lock_timeout.reset(token)
+
+
+_created: list[Engine] = []
+
+
+def _forget_connections_in_child() -> None:
+    # A forked child (gunicorn --preload, multiprocessing) must not use the
+    # parent's pooled connections: it opens its own (SQLAlchemy's advice).
+    for engine in _created:
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_in_child)
 
 
 @lru_cache(maxsize=16)
-def _engine(url: str, is_duckdb: bool) -> Engine:
+def _engine(url: str, is_duckdb: bool, read_only: bool = False) -> Engine:
+    engine = _create(url, is_duckdb, read_only)
+    _created.append(engine)
+    return engine
+
+
+def _create(url: str, is_duckdb: bool, read_only: bool) -> Engine:
     if is_duckdb:
         # No pool: a DuckDB file admits one writing process, so trackhouse opens
         # it only for the moment it writes or reads, and dbt can run in between.
-        return sa.create_engine(url, poolclass=sa.pool.NullPool)
-    return sa.create_engine(url, pool_pre_ping=True)
+        args = {"read_only": True} if read_only else {}
+        return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+    # A bounded connect: a drain thread must notice an unreachable server and retry.
+    args = {"connect_timeout": 10}
+    if read_only:
+        args["options"] = "-c default_transaction_read_only=on"  # type: ignore[assignment]
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
@@ -50,7 +103,9 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
     `WarehouseBusyError` naming the file and what to do.
     """
     engine = get_engine(settings)
-    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    timeout = _lock_timeout.get()
+    timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
@@ -62,7 +117,7 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
             if time.monotonic() > deadline:
                 raise WarehouseBusyError(
                     f"the DuckDB file {settings.duckdb_path} is locked by another process "
-                    f"(dbt, Dagster or another loader) for more than {LOCK_TIMEOUT_SECONDS:.0f}s; "
+                    f"(dbt, Dagster or another loader) for more than {timeout:.0f}s; "
                     "wait for it to finish and retry, or raise TRACKHOUSE_LOCK_TIMEOUT."
                 ) from exc
             time.sleep(delay)
@@ -86,3 +141,57 @@ def ensure_schema(settings: Settings) -> None:
         return
     init_schema(get_engine(settings), settings.raw_schema)
     _initialised.add(key)
+
+
+def read_engine(settings: Settings | None = None) -> Engine:
+    """The engine for reads; on DuckDB it opens the file read-only and never creates it."""
+    settings = settings or load_settings()
+    if settings.is_duckdb:
+        check_warehouse_exists(settings)
+    return _engine(settings.sqlalchemy_url, settings.is_duckdb, True)
+
+
+def check_warehouse_exists(settings: Settings) -> None:
+    """Raise `WarehouseMissingError` when the DuckDB file is not there."""
+    path = settings.duckdb_path
+    if not path.is_file():
+        raise WarehouseMissingError(
+            f"no DuckDB warehouse at {path} (target {settings.target!r}); nothing was created. "
+            "Run `make demo` (demo data) or `trackhouse load FILE` and `dbt build` to make one, "
+            "or fix TRACKHOUSE_DUCKDB_PATH (a relative path is resolved against the project "
+            f"directory {settings.project_dir})."
+        )
+
+
+@contextmanager
+def read_connection(settings: Settings | None = None) -> Iterator[sa.Connection]:
+    """A SQLAlchemy connection for reading the marts and raw tables.
+
+    On DuckDB: read-only, retried for up to TRACKHOUSE_READ_TIMEOUT seconds while
+    another process writes the file, then `WarehouseBusyError` naming it.
+    """
+    settings = settings or load_settings()
+    engine = read_engine(settings)
+    deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+    delay = 0.02
+    while True:
+        try:
+            conn = engine.connect()
+            break
+        except Exception as exc:
+            if not (settings.is_duckdb and _is_lock_error(exc)):
+                raise
+            if time.monotonic() > deadline:
+                raise WarehouseBusyError(
+                    f"the DuckDB file {settings.duckdb_path} is being written by another process "
+                    f"(dbt build, a load or a drain) for more than {READ_TIMEOUT_SECONDS:.0f}s; "
+                    "DuckDB lets no other process read while one writes. Retry when it "
+                    "finishes, raise TRACKHOUSE_READ_TIMEOUT, or use PostgreSQL for "
+                    "dashboards that must read during builds."
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -32,3 +32,7 @@ class ValueErrorWithKnownValues(TrackhouseError, ValueError):
 
 class WarehouseBusyError(TrackhouseError):
     """Another process holds the DuckDB file for writing."""
+
+
+class WarehouseMissingError(TrackhouseError):
+    """A read found no warehouse (nothing is created by a read)."""

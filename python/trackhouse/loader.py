@@ -146,6 +146,7 @@ def parse_line(
                     line_number=line_number,
                     received_at=received_at,
                     allowed_events=allowed_events,
+                    api=source == "api",  # spooled Python API calls (spool.drain)
                 )
                 return None
             except InvalidEventError as exc:

@@ -23,8 +23,13 @@ Per request:
   links them (once per pair and process; the warehouse keeps the first user of
   a device), and ``record_activity(user_id)`` records souvenirs-style activity.
 
-Nothing here talks to the database during a request: the Tracker buffers and
-flushes in batches. A failure in tracking is logged and never breaks a response.
+Nothing here talks to the database during a request: each record is one
+line appended (and fsync'd) to the process's spool segment before the response
+goes out, and a drain loads the spool later (see `trackhouse.ingest`). A
+failure in tracking (including a full spool) is logged and never breaks a
+response. Under gunicorn/uvicorn with several workers, each worker process
+appends to its own segment file (fork-safe, also with ``--preload``); one
+spool directory serves them all, and any number of drains may run at once.
 """
 
 from __future__ import annotations

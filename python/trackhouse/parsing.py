@@ -33,7 +33,7 @@ TRACKING_PARAMETERS = (
     "igshid",
 )
 _TRACKING_SET = frozenset(TRACKING_PARAMETERS)
-EVENT_TYPES = ("identify", "alias", "group", "page", "track", "statistic")
+EVENT_TYPES = ("identify", "alias", "group", "page", "screen", "track", "statistic")
 # Kinds only the Python API emits (record_activity, record_user, record_account,
 # confirm/deactivate by id): they carry no implied activity or identity.
 API_TYPES = ("activity", "user", "account", "conversion_update")
@@ -259,7 +259,7 @@ def add_event(
     properties = _obj(event.get("properties"), "properties")
     context = _obj(event.get("context"), "context")
     traits = _obj(event.get("traits"), "traits")
-    if event_type in ("identify", "alias", "group", "page", "track") and not (
+    if event_type in ("identify", "alias", "group", "page", "screen", "track") and not (
         user_id or anonymous_id
     ):
         raise fail("an event needs a userId or an anonymousId; add one of them")

@@ -7,6 +7,7 @@ and the same target, so one environment variable moves everything.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -82,8 +83,28 @@ class Settings:
 
     @cached_property
     def duckdb_path(self) -> Path:
-        path = Path(str(self.output["path"]))
-        return path if path.is_absolute() else Path.cwd() / path
+        """The DuckDB file; a relative path is relative to the project directory
+        (where profiles.yml and dbt_project.yml are), whatever the working directory."""
+        return self.resolve(str(self.output["path"]))
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """A configured path: `~` expanded, relative ones against the project directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.project_dir / p).resolve()
+
+    @cached_property
+    def spool_dir(self) -> Path:
+        """Where the application spools events for this warehouse: $TRACKHOUSE_SPOOL_DIR,
+        else beside the DuckDB file (`warehouse.duckdb.spool/`), else (PostgreSQL)
+        `data/spool/postgres-<host>-<port>-<dbname>` in the project directory."""
+        explicit = os.environ.get("TRACKHOUSE_SPOOL_DIR")
+        if explicit:
+            return self.resolve(explicit)
+        if self.is_duckdb:
+            return self.duckdb_path.with_name(self.duckdb_path.name + ".spool")
+        o = self.output
+        where = f"{o.get('host')}-{o.get('port', 5432)}-{o.get('dbname') or o.get('database')}"
+        return self.resolve(f"data/spool/{self.target}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", where))
 
     @property
     def sqlalchemy_url(self) -> str:

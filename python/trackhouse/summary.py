@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .engine import get_engine
+from .engine import read_connection
 from .settings import Settings
 
 RAW_TABLES = (
@@ -46,7 +46,7 @@ def summary(settings: Settings) -> str:
         f"trackhouse on {settings.target}"
         + (f" ({settings.duckdb_path})" if settings.is_duckdb else "")
     ]
-    with get_engine(settings).connect() as conn:
+    with read_connection(settings) as conn:
         inspector = sa.inspect(conn)
         for schema in (settings.raw_schema, settings.mart_schema):
             inspector_names[schema] = set(inspector.get_table_names(schema=schema)) | set(

@@ -8,11 +8,11 @@
 with
 
 account_traits as (
-    select * from {{ ref('stg_account_traits') }}
+    select * from {{ ref('trackhouse', 'stg_account_traits') }}
 ),
 
 user_traits as (
-    select * from {{ ref('stg_user_traits') }}
+    select * from {{ ref('trackhouse', 'stg_user_traits') }}
 ),
 
 first_statements as (

@@ -37,7 +37,7 @@
 with
 
 hourly as (
-    select * from {{ ref('activity_hourly') }}
+    select * from {{ ref('trackhouse', 'activity_hourly') }}
 ),
 
 {% if is_incremental() %}
@@ -54,7 +54,7 @@ hourly as (
        is pushed into the scan. #}
     late_hours as (
         select min(late.hour_start) as earliest_hour_start
-        from {{ ref('activity_hourly') }} as late
+        from {{ ref('trackhouse', 'activity_hourly') }} as late
         where late.last_received_at > (select last_received_at from previous_build)
     ),
 

@@ -10,15 +10,15 @@
 with
 
 user_traits as (
-    select * from {{ ref('stg_user_traits') }}
+    select * from {{ ref('trackhouse', 'stg_user_traits') }}
 ),
 
 account_traits as (
-    select * from {{ ref('stg_account_traits') }}
+    select * from {{ ref('trackhouse', 'stg_account_traits') }}
 ),
 
 activity_hourly as (
-    select * from {{ ref('activity_hourly') }}
+    select * from {{ ref('trackhouse', 'activity_hourly') }}
 ),
 
 {# Every event that carries a user id is an activity of that user, so the first

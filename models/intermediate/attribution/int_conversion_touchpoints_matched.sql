@@ -13,11 +13,11 @@
 with
 
 conversions as (
-    select * from {{ ref('conversions') }}
+    select * from {{ ref('trackhouse', 'conversions') }}
 ),
 
 touchpoints as (
-    select * from {{ ref('touchpoints') }}
+    select * from {{ ref('trackhouse', 'touchpoints') }}
 ),
 
 windowed_touchpoints as (

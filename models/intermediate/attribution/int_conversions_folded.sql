@@ -13,7 +13,7 @@
 with
 
 conversion_events as (
-    select * from {{ ref('stg_conversion_events') }}
+    select * from {{ ref('trackhouse', 'stg_conversion_events') }}
 ),
 
 ranked_creations as (

@@ -8,7 +8,7 @@
 with recursive
 
 links as (
-    select * from {{ ref('stg_identity_links') }}
+    select * from {{ ref('trackhouse', 'stg_identity_links') }}
 ),
 
 ranked_links as (

@@ -12,11 +12,11 @@
 with
 
 recorded_statistics as (
-    select * from {{ ref('stg_recorded_statistics') }}
+    select * from {{ ref('trackhouse', 'stg_recorded_statistics') }}
 ),
 
 registry as (
-    select * from {{ ref('trackhouse_metrics') }}
+    select * from {{ ref('trackhouse', 'trackhouse_metrics') }}
 ),
 
 split as (

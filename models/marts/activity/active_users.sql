@@ -13,11 +13,11 @@
 with
 
 counted as (
-    select * from {{ ref('int_activity_periods_counted') }}
+    select * from {{ ref('trackhouse', 'int_activity_periods_counted') }}
 ),
 
 activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
+    select * from {{ ref('trackhouse', 'int_activity_days_localized') }}
 ),
 
 day_offsets as (

@@ -23,7 +23,7 @@
 with
 
 activity as (
-    select * from {{ ref('stg_activity_events') }}
+    select * from {{ ref('trackhouse', 'stg_activity_events') }}
 ),
 
 {% if is_incremental() %}
@@ -39,7 +39,7 @@ activity as (
        materialized, and the scalar filters below are pushed into the raw scan. #}
     late_arrivals as (
         select min(late.active_at) as earliest_active_at
-        from {{ ref('stg_activity_events') }} as late
+        from {{ ref('trackhouse', 'stg_activity_events') }} as late
         where late.received_at > (select last_received_at from previous_build)
     ),
 

@@ -15,19 +15,19 @@
 with
 
 periods as (
-    select * from {{ ref('int_subscription_periods_generated') }}
+    select * from {{ ref('trackhouse', 'int_subscription_periods_generated') }}
 ),
 
 counted as (
-    select * from {{ ref('int_subscription_periods_counted') }}
+    select * from {{ ref('trackhouse', 'int_subscription_periods_counted') }}
 ),
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
+    select * from {{ ref('trackhouse', 'int_activity_days_localized') }}
 ),
 
 {# Each user counts for the whole site and, when they have one, their account. #}

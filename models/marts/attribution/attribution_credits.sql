@@ -14,15 +14,15 @@
 with
 
 conversions as (
-    select * from {{ ref('conversions') }}
+    select * from {{ ref('trackhouse', 'conversions') }}
 ),
 
 touchpoints as (
-    select * from {{ ref('touchpoints') }}
+    select * from {{ ref('trackhouse', 'touchpoints') }}
 ),
 
 matched as (
-    select * from {{ ref('int_conversion_touchpoints_matched') }}
+    select * from {{ ref('trackhouse', 'int_conversion_touchpoints_matched') }}
 ),
 
 shares as (

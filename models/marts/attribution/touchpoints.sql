@@ -6,11 +6,11 @@
 with
 
 cleaned_touchpoints as (
-    select * from {{ ref('int_touchpoints_cleaned') }}
+    select * from {{ ref('trackhouse', 'int_touchpoints_cleaned') }}
 ),
 
 resolved_links as (
-    select * from {{ ref('int_identity_links_resolved') }}
+    select * from {{ ref('trackhouse', 'int_identity_links_resolved') }}
 ),
 
 counted_touchpoints as (

@@ -33,7 +33,7 @@ recorded as (
         period,
         statistic_date as date,
         value
-    from {{ ref('int_recorded_statistics_deduplicated') }}
+    from {{ ref('trackhouse', 'int_recorded_statistics_deduplicated') }}
     where object_type is null
 ),
 

@@ -36,7 +36,7 @@ recorded as (
         object_type,
         object_id,
         value
-    from {{ ref('int_recorded_statistics_deduplicated') }}
+    from {{ ref('trackhouse', 'int_recorded_statistics_deduplicated') }}
     where object_type is not null
 ),
 

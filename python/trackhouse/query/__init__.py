@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..engine import get_engine
+from ..engine import read_connection
 from ..errors import TrackhouseError
 from ..settings import Settings, load_settings
 
@@ -28,7 +28,7 @@ def fetch(
     """Run a read query on the target; rows as dicts keyed by column name."""
     settings = settings or load_settings()
     try:
-        with get_engine(settings).connect() as conn:
+        with read_connection(settings) as conn:
             result = conn.execute(sa.text(sql), dict(params or {}))
             return [dict(row._mapping) for row in result]
     except sa.exc.ProgrammingError as exc:

@@ -145,7 +145,8 @@ def _explain_empty(metric: str, object: ObjectFilter, settings: Settings) -> Non
             "metric",
             metric,
             known,
-            "Register your own metrics in seeds/trackhouse_metrics.csv (docs/statistics.md).",
+            "Register your own metrics in a seed named by the dbt var trackhouse_metrics_seeds "
+            "(docs/statistics.md).",
         )
     if isinstance(object, str):
         domain, metric_ref = _split_metric(metric)
