@@ -408,3 +408,23 @@ def test_suppression_keeps_no_clear_id_and_needs_its_key(warehouse, monkeypatch)
     privacy._invalidate(warehouse.settings)
     with pytest.raises(ConfigError, match=KEY_ENV):
         load_files([warehouse.write_ndjson(again, "third.ndjson")], settings=warehouse.settings)
+
+
+def test_the_spool_drain_rejects_a_forgotten_id(warehouse):
+    """The Python API, the middlewares and the collector append to a spool; its drain
+    applies the suppression check like `trackhouse load`."""
+    from trackhouse.spool import Spool, drain
+
+    forget(["gone-1"], settings=warehouse.settings)
+    directory = warehouse.tmp / "spool"
+    with Spool(directory, source="api") as spool:
+        spool.append(
+            [
+                track("2024-01-01T10:00:00Z", "view", user_id="gone-1"),
+                track("2024-01-01T11:00:00Z", "view", user_id="stays-2"),
+            ]
+        )
+    report = drain(directory, settings=warehouse.settings)
+    assert (report.accepted, report.rejected) == (1, 1)
+    assert [r.reason for r in report.rejections] == [SUPPRESSED_REASON]
+    assert [r["user_id"] for r in warehouse.raw("activity")] == ["stays-2"]
