@@ -297,3 +297,26 @@ def test_hash_key_prints_the_configurable_form() -> None:
     assert done.stdout.strip() == (
         "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+def test_forget_and_prune_from_the_command_line(warehouse) -> None:
+    """`trackhouse forget` deletes a user's raw rows and says so; a replay is refused
+    as suppressed; `prune --dry-run` changes nothing; an empty id is a usage error."""
+    events = [
+        track("2024-05-01T10:00:00Z", "signup", user_id="gone-1"),
+        track("2024-05-01T11:00:00Z", "signup", user_id="stays-1"),
+    ]
+    path = warehouse.write_ndjson(events)
+    warehouse.cli("load", str(path))
+    done = warehouse.cli("forget", "gone-1", "--format", "json")
+    [report] = orjson.loads(done.stdout)
+    assert report["rows_deleted"] > 0
+    table = warehouse.cli("forget", "gone-1")
+    assert "deleted 0 raw rows" in table.stdout  # idempotent
+    replay = warehouse.cli("load", str(path), "--format", "json")
+    [loaded] = orjson.loads(replay.stdout)
+    assert [r["reason"] for r in loaded["rejections"]] == ["suppressed"]
+    dry = warehouse.cli("prune", "--dry-run", "--raw-retention-days", "1")
+    assert dry.returncode == EXIT_OK and "would prune" in dry.stdout
+    empty = warehouse.cli("forget", " ", check=False)
+    assert empty.returncode == EXIT_USAGE and "empty" in empty.stderr

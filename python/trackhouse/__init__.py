@@ -41,11 +41,22 @@ _LAZY = {
     "daily_usage": ".query.activity",
     "subscription_usage": ".query.activity",
     "attribute_conversions": ".query.attribution",
+    "attribution_by_channel": ".query.attribution",
+    "attribution_credits": ".query.attribution",
+    "active_days_distribution": ".query.engagement",
+    "lifecycle": ".query.engagement",
+    "retention": ".query.engagement",
+    "stickiness": ".query.engagement",
     "statistics": ".query.statistics",
+    "ForgetReport": ".privacy",
+    "PruneReport": ".privacy",
+    "forget": ".privacy",
+    "prune": ".privacy",
 }
 
 if TYPE_CHECKING:
     from .loader import LoadReport, load_files
+    from .privacy import ForgetReport, PruneReport, forget, prune
     from .query.activity import (
         active_users_by_period,
         calendar_monthly_usage,
@@ -53,7 +64,12 @@ if TYPE_CHECKING:
         daily_usage,
         subscription_usage,
     )
-    from .query.attribution import attribute_conversions
+    from .query.attribution import (
+        attribute_conversions,
+        attribution_by_channel,
+        attribution_credits,
+    )
+    from .query.engagement import active_days_distribution, lifecycle, retention, stickiness
     from .query.statistics import statistics
 
 
@@ -72,8 +88,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ConfigError",
+    "ForgetReport",
     "InvalidEventError",
     "LoadReport",
+    "PruneReport",
     "Settings",
     "SpoolFullError",
     "Tracker",
@@ -81,24 +99,32 @@ __all__ = [
     "TrackhouseError",
     "TrackhouseWSGIMiddleware",
     "WarehouseBusyError",
+    "active_days_distribution",
     "active_users_by_period",
     "attribute_conversions",
+    "attribution_by_channel",
+    "attribution_credits",
     "calendar_monthly_usage",
     "confirm_conversion",
     "count_active_users",
     "daily_usage",
     "deactivate_conversion",
     "flush",
+    "forget",
     "get_tracker",
     "identify",
+    "lifecycle",
     "load_files",
     "load_settings",
+    "prune",
     "record_account",
     "record_activity",
     "record_conversion",
     "record_statistic",
     "record_touchpoint",
     "record_user",
+    "retention",
     "statistics",
+    "stickiness",
     "subscription_usage",
 ]

@@ -451,8 +451,80 @@ def hash_key(key: str) -> int:
     return EXIT_OK
 
 
-# More top-level commands go here (`forget`, `prune`): @cli.command() +
-# @common_options, the work in a module of their own.
+@cli.command(
+    epilog="""\b
+Examples:
+  trackhouse forget user-42
+  trackhouse forget user-42 user-43 --format json
+Then run `dbt build` (or let the schedule run): the marts follow.""",
+)
+@common_options
+@click.argument("user_ids", nargs=-1, required=True, metavar="USER_ID...")
+@click.pass_context
+def forget(ctx: click.Context, user_ids: tuple[str, ...]) -> int:
+    """Forget people: delete every raw row of these users and their devices, and
+    refuse their ids from now on (docs/privacy.md)."""
+    from .privacy import forget as forget_users
+
+    if any(not u.strip() for u in user_ids):
+        raise click.UsageError("a USER_ID is empty; pass the user ids to forget")
+    opts = Options.of(ctx)
+    report = forget_users(list(user_ids), opts.settings())
+    if opts.fmt == "table":
+        write(report.summary())
+    else:
+        write(render([report.as_dict()], opts.fmt))
+    return EXIT_OK
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  trackhouse prune --dry-run
+  trackhouse prune --raw-retention-days 90 --user-agent-retention-days 30""",
+)
+@common_options
+@click.option("--dry-run", is_flag=True, help="count what would be blanked, change nothing")
+@click.option(
+    "--raw-retention-days",
+    type=click.IntRange(min=0),
+    help="blank ledger payloads and drop rejected lines older than N days (default: dbt var)",
+)
+@click.option(
+    "--url-query-retention-days",
+    type=click.IntRange(min=0),
+    help="strip URL query strings (all but tracking parameters) older than N days",
+)
+@click.option(
+    "--user-agent-retention-days",
+    type=click.IntRange(min=0),
+    help="blank user agents older than N days (bots keep their pattern)",
+)
+@click.pass_context
+def prune(
+    ctx: click.Context,
+    dry_run: bool,
+    raw_retention_days: int | None,
+    url_query_retention_days: int | None,
+    user_agent_retention_days: int | None,
+) -> int:
+    """Keep raw data only as long as allowed: blank what is older than the retention
+    settings (the marts keep their aggregates; docs/privacy.md)."""
+    from .privacy import prune as prune_raw
+
+    opts = Options.of(ctx)
+    report = prune_raw(
+        opts.settings(),
+        raw_retention_days=raw_retention_days,
+        url_query_retention_days=url_query_retention_days,
+        user_agent_retention_days=user_agent_retention_days,
+        dry_run=dry_run,
+    )
+    if opts.fmt == "table":
+        write(report.summary())
+    else:
+        write(render([report.as_dict()], opts.fmt))
+    return EXIT_OK
 
 
 # -- trackhouse query ...: one command per question -----------------------------------

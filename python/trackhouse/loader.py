@@ -23,6 +23,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import privacy
 from .errors import TrackhouseError
 from .fastpath import FastPath, FastRows
 from .parsing import (  # noqa: F401 - rejected_id is imported from here by ingest
@@ -311,6 +312,7 @@ def load_stream(
                 report=report,
                 fast=fast,
             )
+            privacy.suppress(batch, settings, report)  # forgotten ids: rejected "suppressed"
             if pending is not None:
                 _account(report, *pending, on_batch)
             pending = (writer.submit(write_batch, settings, batch), batch, chunk[-1][0])

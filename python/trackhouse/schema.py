@@ -193,6 +193,42 @@ batches = Table(
     comment="One row per written batch, numbered in commit order (the load_sequence of its rows).",
 )
 
+# Privacy (privacy.py, docs/privacy.md). None of them holds a clear id.
+deletion_requests = Table(
+    "deletion_requests",
+    metadata,
+    Column("request_id", Text, primary_key=True),
+    Column("requested_at", DateTime, nullable=False),
+    Column("ids_hash", Text, nullable=False),  # keyed hash of the sorted ids asked
+    Column("id_count", Integer, nullable=False),  # user ids asked
+    Column("linked_id_count", Integer, nullable=False),  # anonymous ids found linked to them
+    Column("rows_deleted", Integer, nullable=False),
+    Column("rows_by_table", Text, nullable=False),  # JSON: {"touchpoints": 3, ...}
+    comment="Log of `trackhouse forget` requests: when, how many ids, rows per table; no ids.",
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),  # keyed hash (privacy.hash_id) of the id
+    Column("id_kind", Text, nullable=False),  # user | anonymous
+    Column("key_id", Text, nullable=False),  # which key made id_hash
+    Column("request_id", Text, nullable=False),
+    Column("suppressed_at", DateTime, nullable=False),
+    comment="Forgotten ids, as keyed hashes: the loader rejects their events (reason suppressed).",
+)
+
+privacy_key = Table(
+    "privacy_key",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("key_hex", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    comment="The hashing key, generated once when TRACKHOUSE_PRIVACY_KEY is not set.",
+)
+
+PRIVACY_TABLES = (deletion_requests, suppressions, privacy_key)
+
 # The typed tables an event can land in, in write order (ledger first).
 EVENT_TABLES = (
     activity,

@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['user_id', 'activity_date'],
         on_schema_change='fail',
-        pre_hook="{{ trackhouse.delete_rows_of_other_timezones() }}",
+        pre_hook=["{{ trackhouse.delete_rows_of_other_timezones() }}", "{{ trackhouse.reset_after_deletions() }}"],
     )
 }}
 

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='grain',
         on_schema_change='fail',
+        pre_hook="{{ trackhouse.reset_after_deletions() }}",
     )
 }}
 

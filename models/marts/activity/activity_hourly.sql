@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['user_id', 'hour_start'],
         on_schema_change='fail',
+        pre_hook="{{ trackhouse.reset_after_deletions() }}",
     )
 }}
 

@@ -5,6 +5,7 @@
         unique_key=['metric', 'period', 'date'],
         on_schema_change='fail',
         post_hook="{{ trackhouse.delete_vanished_statistics() }}",
+        pre_hook="{{ trackhouse.reset_after_deletions() }}",
     )
 }}
 
