@@ -724,7 +724,9 @@ Examples:
     metavar="DAYS",
     help="time_decay: a touchpoint's weight halves every DAYS days (default 7)",
 )
-@click.option("--by", type=click.Choice(("channel",)), default=None, help="sum credits per channel")
+@click.option(
+    "--by", type=click.Choice(("channel",)), default=None, help="sum credits per channel"
+)
 @click.option(
     "--exclude-direct",
     is_flag=True,

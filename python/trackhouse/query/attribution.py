@@ -757,3 +757,4 @@ def run_attribution_query(
         )
     rows = attribution_credits(model, window_days, source_windows, valid_only, half_life, settings)
     return rows, CREDIT_TABLE_COLUMNS
+

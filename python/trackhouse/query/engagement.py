@@ -189,3 +189,4 @@ def lifecycle(
                 }
             )
     return rows
+
