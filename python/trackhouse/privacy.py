@@ -721,13 +721,14 @@ def pseudonymise(batch: Batch, settings: Settings) -> None:
 
     tables = {t.name: t for t in (events, activity, touchpoints, conversion_events)}
     tables |= {t.name: t for t in (identity_links, users, accounts, statistics)}
+    stat_columns = column_names(statistics)
+    person = (stat_columns.index("object_type"), stat_columns.index("object_id"))
     for name, rows in batch.rows.items():
         if name not in tables or not rows:
             continue
         names = column_names(tables[name])
         positions = [names.index(c) for c in HASHED_COLUMNS.get(name, ())]
         payload = names.index("payload") if name == "events" else None
-        person = (names.index("object_type"), names.index("object_id"))
         out = []
         for row in rows:
             new = list(row)
