@@ -16,6 +16,9 @@ long as allowed (docs/privacy.md).
   (the tracking parameters are kept: attribution needs them), user agents (a bot's
   matching pattern is kept: bot filtering needs it). Typed rows are not deleted, so
   every mart keeps its aggregates, incremental or full refresh.
+- `pseudonymise(batch, settings)` (called by `suppress`): with TRACKHOUSE_HASH_IDS=1,
+  configured once per warehouse (table `id_hashing`), user, anonymous and alias ids
+  are stored as their keyed hashes in every raw row, ledger payload and rejected line.
 - `hash_id(value, key)`: the keyed hash (BLAKE2b). The key is TRACKHOUSE_PRIVACY_KEY
   or, when unset, one generated once and kept in the raw table `privacy_key`.
 """
