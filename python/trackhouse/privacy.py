@@ -16,6 +16,9 @@ long as allowed (docs/privacy.md).
   (the tracking parameters are kept: attribution needs them), user agents (a bot's
   matching pattern is kept: bot filtering needs it). Typed rows are not deleted, so
   every mart keeps its aggregates, incremental or full refresh.
+- `pseudonymise(batch, settings)` (called by `suppress`): with TRACKHOUSE_HASH_IDS=1,
+  configured once per warehouse (table `id_hashing`), user, anonymous and alias ids
+  are stored as their keyed hashes in every raw row, ledger payload and rejected line.
 - `hash_id(value, key)`: the keyed hash (BLAKE2b). The key is TRACKHOUSE_PRIVACY_KEY
   or, when unset, one generated once and kept in the raw table `privacy_key`.
 """
@@ -46,6 +49,7 @@ from .schema import (
     conversion_events,
     deletion_requests,
     events,
+    id_hashing,
     identity_links,
     rejected,
     statistics,
@@ -167,10 +171,14 @@ def forget(user_ids: Iterable[str], settings: Settings | None = None) -> ForgetR
     requested_at = _now()
     with _begin(settings) as conn:
         key = privacy_key(settings, conn)
-        linked = _linked_ids(conn, settings, asked)
-        ids = sorted({*asked, *linked})
-        rows = _delete_rows(conn, settings, asked, ids)
-        _suppress_ids(conn, settings, key, asked, linked, request_id, requested_at)
+        # With ids hashed at ingestion the raw tables hold hash_id(id): the same value
+        # the suppression list keeps, so the stored ids are suppressed as they are.
+        hashing = _is_hashing(conn, settings)
+        stored = _stored_ids(conn, settings, asked) if hashing else asked
+        linked = _linked_ids(conn, settings, stored)
+        ids = sorted({*stored, *linked})
+        rows = _delete_rows(conn, settings, stored, ids)
+        _suppress_ids(conn, settings, key, stored, linked, request_id, requested_at, hashed=hashing)
         conn.execute(
             sa.insert(_t(deletion_requests, settings)).values(
                 request_id=request_id,
@@ -319,10 +327,15 @@ def _suppress_ids(
     linked: Sequence[str],
     request_id: str,
     at: datetime,
+    hashed: bool = False,
 ) -> None:
     table = _t(suppressions, settings)
-    wanted = {hash_id(i, key): "user" for i in user_ids}
-    wanted |= {hash_id(i, key): "anonymous" for i in linked if hash_id(i, key) not in wanted}
+
+    def digest(i: str) -> str:
+        return i if hashed else hash_id(i, key)
+
+    wanted = {digest(i): "user" for i in user_ids}
+    wanted |= {digest(i): "anonymous" for i in linked if digest(i) not in wanted}
     existing: set[str] = set()
     for part in _chunks(sorted(wanted)):
         existing |= {
@@ -410,8 +423,15 @@ def _memo_for(hashes: frozenset[str], key: bytes) -> dict[str, bool]:
 
 def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
     """Reject (reason "suppressed", no payload kept) every event of `batch` whose
-    userId, anonymousId or previousId was forgotten. The loader calls this once per
-    chunk, before writing; it costs nothing while the suppression list is empty."""
+    userId, anonymousId or previousId was forgotten; then, when the warehouse hashes
+    ids at ingestion, replace them by their hashes (`pseudonymise`). The loader and
+    the spool drain call this once per chunk, before writing; it costs nothing while
+    the suppression list is empty and ids are not hashed."""
+    _suppress(batch, settings, report)
+    pseudonymise(batch, settings)
+
+
+def _suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
     hashes, key = suppressed_hashes(settings)
     if not hashes or key is None:
         return
@@ -498,6 +518,278 @@ def suppress(batch: Batch, settings: Settings, report: LoadReport) -> None:
         report.rejected += 1
         if len(report.rejections) < MAX_EXAMPLES:
             report.rejections.append(Rejection(source, line_number, SUPPRESSED_REASON))
+
+
+# -- hashing ids at ingestion ----------------------------------------------------
+
+HASH_ENV = "TRACKHOUSE_HASH_IDS"
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# The id fields of a payload (a Segment event or a spooled API call) that are hashed.
+PAYLOAD_ID_FIELDS = ("userId", "anonymousId", "previousId", "user_id", "anonymous_id")
+# The id columns of each raw table (statistics.object_id: only for PERSON_OBJECT_TYPES).
+HASHED_COLUMNS = {
+    "events": ("anonymous_id", "user_id"),
+    "activity": ("user_id",),
+    "touchpoints": ("anonymous_id", "user_id"),
+    "conversion_events": ("anonymous_id", "user_id"),
+    "identity_links": ("anonymous_id", "user_id"),
+    "users": ("user_id",),
+    "accounts": ("user_id",),
+}
+_NOT_KEPT = (
+    " (the line is not kept: ids are hashed at ingestion and it is not a JSON object "
+    "whose ids could be hashed)"
+)
+_hashing_cache: dict[tuple[str, ...], tuple[float, bytes | None]] = {}
+
+
+def _hash_requested() -> bool | None:
+    """TRACKHOUSE_HASH_IDS: True (1/true/yes/on), False (0/false/no/off), None (unset)."""
+    value = os.environ.get(HASH_ENV, "").strip().lower()
+    if not value:
+        return None
+    if value in _ON or value in _OFF:
+        return value in _ON
+    raise ConfigError(
+        f"{HASH_ENV} is {value!r}; set it to 1 to hash user and anonymous ids at ingestion, "
+        "or unset it"
+    )
+
+
+def _configured_key() -> bytes | None:
+    configured = os.environ.get(KEY_ENV)
+    return hashlib.sha256(configured.encode()).digest() if configured else None
+
+
+def _check_key(recorded: str, key: bytes | None, since: Any) -> bytes:
+    """The key, when it is the one the warehouse's ids were hashed with."""
+    if key is not None and _key_id(key) == recorded:
+        return key
+    current = _key_id(key) if key is not None else "none (no key is set or stored)"
+    raise ConfigError(
+        f"this warehouse's ids are hashed with key {recorded} (since {since}), but the "
+        f"current key is {current}; set {KEY_ENV} back to the key the ids were hashed with "
+        "(or unset it when the key is the one stored in the warehouse). A load with another "
+        "key would store the same person under another id (docs/privacy.md, hashing ids)"
+    )
+
+
+def hashing_key(settings: Settings) -> bytes | None:
+    """The key ids are hashed with at ingestion, None when they are stored as sent.
+
+    Configured once: the first load with TRACKHOUSE_HASH_IDS=1 into a warehouse that
+    has no events yet records the key's id (table `id_hashing`); from then on every
+    load hashes with that key, whatever the variable says, and refuses another key
+    (or TRACKHOUSE_HASH_IDS=0). Read at most every SUPPRESSION_CACHE_SECONDS."""
+    requested = _hash_requested()
+    cache_key = (
+        settings.sqlalchemy_url,
+        settings.raw_schema,
+        str(requested),
+        os.environ.get(KEY_ENV, ""),
+    )
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _hashing_cache.get(cache_key)
+        if cached and now - cached[0] < SUPPRESSION_CACHE_SECONDS:
+            return cached[1]
+    ensure_schema(settings)
+    schema = settings.raw_schema.replace('"', '""')
+    with raw_connection(settings) as conn:
+        recorded = conn.execute(
+            f'select key_id, enabled_at from "{schema}".id_hashing order by enabled_at'
+        ).fetchall()
+        stored = conn.execute(
+            f'select key_hex from "{schema}".privacy_key order by created_at'
+        ).fetchall()
+        if not settings.is_duckdb:
+            conn.rollback()
+    if recorded:
+        if requested is False:
+            raise ConfigError(
+                f"{HASH_ENV}=0, but this warehouse's ids have been hashed since "
+                f"{recorded[0][1]} (key {recorded[0][0]}): hashing is configured once, for "
+                f"every load; unset {HASH_ENV}, or load clear ids into another warehouse"
+            )
+        key: bytes | None = _configured_key() or (bytes.fromhex(stored[0][0]) if stored else None)
+        key = _check_key(recorded[0][0], key, recorded[0][1])
+    elif requested:
+        key = enable_id_hashing(settings)
+    else:
+        key = None
+    with _cache_lock:
+        _hashing_cache[cache_key] = (now, key)
+    return key
+
+
+def enable_id_hashing(settings: Settings | None = None) -> bytes:
+    """Turn hashing of ids at ingestion on for a warehouse that has no events yet
+    (what the first load with TRACKHOUSE_HASH_IDS=1 does); returns the key. Idempotent
+    with the same key; refuses a warehouse that already holds clear ids."""
+    settings = settings or load_settings()
+    ensure_schema(settings)
+    table = _t(id_hashing, settings)
+    with _begin(settings) as conn:
+        recorded = conn.execute(
+            sa.select(table.c.key_id, table.c.enabled_at).order_by(table.c.enabled_at)
+        ).first()
+        key = _configured_key() or privacy_key(settings, conn)
+        if recorded is not None:
+            return _check_key(recorded[0], key, recorded[1])
+        ledger = _t(events, settings)
+        held = conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar_one()
+        if held:
+            raise ConfigError(
+                f"{HASH_ENV}=1, but this warehouse already holds {held:,} events with the ids "
+                "as sent; hashing is configured once, before the first load: load into a new "
+                f"warehouse (or raw schema) with {HASH_ENV}=1, or unset {HASH_ENV}"
+            )
+        conn.execute(sa.insert(table).values(key_id=_key_id(key), enabled_at=_now()))
+    with _cache_lock:
+        _hashing_cache.clear()
+    return key
+
+
+def _stored_ids(conn: sa.Connection, settings: Settings, ids: Sequence[str]) -> list[str]:
+    """The ids as the raw tables hold them: hashed when the warehouse hashes ids."""
+    table = _t(id_hashing, settings)
+    recorded = conn.execute(
+        sa.select(table.c.key_id, table.c.enabled_at).order_by(table.c.enabled_at)
+    ).first()
+    if recorded is None:
+        return list(ids)
+    key = _check_key(recorded[0], _configured_key() or privacy_key(settings, conn), recorded[1])
+    return [hash_id(i, key) for i in ids]
+
+
+def _is_hashing(conn: sa.Connection, settings: Settings) -> bool:
+    table = _t(id_hashing, settings)
+    return conn.execute(sa.select(table.c.key_id)).first() is not None
+
+
+def _hash_event(event: Any, h: Any) -> bool:
+    """Replace the id fields of a payload object with their hashes; whether it is an object."""
+    if not isinstance(event, dict):
+        return False
+    for name in PAYLOAD_ID_FIELDS:
+        value = event.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            event[name] = h(str(value))
+    for holder in (event, event.get("properties")):
+        if (
+            isinstance(holder, dict)
+            and holder.get("object_type") in PERSON_OBJECT_TYPES
+            and isinstance(holder.get("object_id"), str | int)
+            and not isinstance(holder.get("object_id"), bool)
+        ):
+            holder["object_id"] = h(str(holder["object_id"]))
+    return True
+
+
+def hash_payload(payload: str, h: Any) -> str | None:
+    """The payload with its ids hashed (re-serialised JSON), None when it is not a
+    JSON object."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not _hash_event(event, h):
+        return None
+    return orjson.dumps(event).decode()
+
+
+def pseudonymise(batch: Batch, settings: Settings) -> None:
+    """Replace every user and anonymous id of `batch` (and a person statistic's object
+    id) by its keyed hash, in the typed rows, the ledger payloads and the rejected
+    lines, when the warehouse hashes ids (hashing_key). Runs after the suppression
+    check (which reads the ids as sent), on the Python parser's rows and the
+    vectorised path's Arrow tables alike."""
+    key = hashing_key(settings)
+    if key is None:
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .schema import columns as column_names
+
+    hashed: dict[str, str] = {}
+
+    def h(value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = hashed.get(value)
+        if found is None:
+            found = hashed[value] = hash_id(value, key)
+        return found
+
+    tables = {t.name: t for t in (events, activity, touchpoints, conversion_events)}
+    tables |= {t.name: t for t in (identity_links, users, accounts, statistics)}
+    stat_columns = column_names(statistics)
+    person = (stat_columns.index("object_type"), stat_columns.index("object_id"))
+    for name, rows in batch.rows.items():
+        if name not in tables or not rows:
+            continue
+        names = column_names(tables[name])
+        positions = [names.index(c) for c in HASHED_COLUMNS.get(name, ())]
+        payload = names.index("payload") if name == "events" else None
+        out = []
+        for row in rows:
+            new = list(row)
+            for i in positions:
+                new[i] = h(new[i])
+            if payload is not None:
+                new[payload] = hash_payload(new[payload], h) or "{}"
+            if name == "statistics" and new[person[0]] in PERSON_OBJECT_TYPES:
+                new[person[1]] = h(new[person[1]])
+            out.append(tuple(new))
+        batch.rows[name] = out
+
+    def mapped(column: Any) -> Any:
+        distinct = [v for v in pc.unique(column).to_pylist() if v is not None]
+        if not distinct:
+            return column
+        index = pc.index_in(column, value_set=pa.array(distinct, pa.string()))
+        return pc.take(pa.array([h(v) for v in distinct], pa.string()), index)
+
+    for name, parts in batch.arrow.items():
+        wanted = HASHED_COLUMNS.get(name, ())
+        new_parts = []
+        for part in parts:
+            for column in wanted:
+                if column in part.column_names:
+                    part = part.set_column(
+                        part.column_names.index(column), column, mapped(part.column(column))
+                    )
+            if name == "events" and "payload" in part.column_names:
+                texts = [hash_payload(p, h) or "{}" for p in part.column("payload").to_pylist()]
+                part = part.set_column(
+                    part.column_names.index("payload"), "payload", pa.array(texts, pa.string())
+                )
+            new_parts.append(part)
+        batch.arrow[name] = new_parts
+
+    # Rejected lines: ids hashed in the payload (and in the reason that quotes them);
+    # a line that is not a JSON object is not kept. Its id is re-keyed: it was a hash
+    # of the line as sent.
+    for index, (rid, source, line_number, payload, reason, received_at) in enumerate(
+        batch.rejected
+    ):
+        if payload:
+            named: list[str] = []
+            new_payload = hash_payload(payload, lambda v, seen=named: seen.append(v) or h(v))
+            if new_payload is None:
+                new_payload, reason = "", reason + _NOT_KEPT
+            for clear in named:  # a reason quotes a value with repr()
+                reason = reason.replace(repr(clear), repr(h(clear)))
+            payload = new_payload
+        batch.rejected[index] = (
+            hash_id(rid, key),
+            source,
+            line_number,
+            payload,
+            reason,
+            received_at,
+        )
 
 
 # -- retention --------------------------------------------------------------------

@@ -153,7 +153,8 @@ def _grant_writer(conn: sa.Connection, q: Any, raw_schema: str) -> list[str]:
         name = f"{raw}.{q(table.name)}"
         conn.execute(sa.text(f"grant insert on {name} to {q(WRITER)}"))
         conn.execute(sa.text(f"grant select ({q(_key_column(table))}) on {name} to {q(WRITER)}"))
-    for name in ("suppressions", "privacy_key"):  # the loader's suppression check (privacy.py)
+    # the loader's suppression check and id hashing (privacy.py)
+    for name in ("suppressions", "privacy_key", "id_hashing"):
         conn.execute(sa.text(f"grant select on {raw}.{q(name)} to {q(WRITER)}"))
     return [f"{WRITER}: may insert into the raw tables of schema {raw_schema}"]
 

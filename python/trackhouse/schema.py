@@ -227,7 +227,15 @@ privacy_key = Table(
     comment="The hashing key, generated once when TRACKHOUSE_PRIVACY_KEY is not set.",
 )
 
-PRIVACY_TABLES = (deletion_requests, suppressions, privacy_key)
+id_hashing = Table(
+    "id_hashing",
+    metadata,
+    Column("key_id", Text, primary_key=True),  # privacy._key_id of the key ids are hashed with
+    Column("enabled_at", DateTime, nullable=False),
+    comment="Set once when ids are hashed at ingestion (TRACKHOUSE_HASH_IDS): with which key.",
+)
+
+PRIVACY_TABLES = (deletion_requests, suppressions, privacy_key, id_hashing)
 
 # The typed tables an event can land in, in write order (ledger first).
 EVENT_TABLES = (

@@ -661,6 +661,7 @@ def drain(
 
 
 def _drain_rejects(path: Path, settings: Settings, report: LoadReport, write_batch: Any) -> None:
+    from . import privacy
     from .loader import MAX_EXAMPLES, Rejection, rejected_id
     from .parsing import Batch
 
@@ -685,4 +686,5 @@ def _drain_rejects(path: Path, settings: Settings, report: LoadReport, write_bat
     report.rejected += len(batch.rejected)
     for row in batch.rejected[: max(0, MAX_EXAMPLES - len(report.rejections))]:
         report.rejections.append(Rejection(row[1], None, row[4]))
+    privacy.pseudonymise(batch, settings)  # ids hashed at ingestion (privacy.py)
     write_batch(settings, batch)
