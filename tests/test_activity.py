@@ -26,7 +26,7 @@ from factories import group, identify, page, track
 
 MARTS = ["active_users", "usage_calendar_monthly", "usage_subscription_periods", "usage_daily"]
 # what the query API reads besides those
-MARTS += ["users", "accounts", "activity_events"]
+MARTS += ["users", "accounts", "account_memberships", "activity_events"]
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
 
