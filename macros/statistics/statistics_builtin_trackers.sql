@@ -14,7 +14,7 @@
     {{ return([
         {
             'metric': 'users.user_count',
-            'relation': ref('trackhouse', 'int_users_resolved'),
+            'relation': ref('trackhouse', 'int_user_joins_accounted'),
             'timestamp_column': 'joined_at',
             'count_distinct': 'user_id',
             'object_column': 'account_id',

@@ -9,7 +9,8 @@
 }}
 
 {#
-    Distinct active members per subscription (the whole site, each account)
+    Distinct active members per subscription (the whole site, each account:
+    a user-date counts for the accounts the user belonged to on that date)
     per period kind (month, quarter, year) per whole period from the anchor:
     what usage_subscription_periods reports, before it cuts the last period at
     the report end. Not cut here, so nothing in it depends on as_of. Only
@@ -18,7 +19,7 @@
     Incremental, without reading all activity again:
       - a subscription is counted again from all its members' user-dates when
         it is new, its anchor moved, its members changed (a fingerprint of the
-        sorted member ids), or the user-dates were rebuilt (a full refresh of
+        sorted memberships with their validity dates), or the user-dates were rebuilt (a full refresh of
         them or a new report time zone: none of their rows is as old as what
         was counted);
       - every other subscription adds, to each period, the members whose
@@ -74,27 +75,46 @@ period_kinds as (
         12 as months_per_period
 ),
 
-{# Each user counts for the whole site and, when they have one, their account. #}
+memberships as (
+    select * from {{ ref('trackhouse', 'int_account_memberships') }}
+),
+
+{# Each user counts for the whole site (always) and for each account on the
+   local dates they belonged to it (int_account_memberships; null = no bound). #}
 members as (
     select
         '' as subscription_key,
-        user_id
+        user_id,
+        cast(null as date) as valid_from_date,
+        cast(null as date) as valid_through_date
     from users
     union all
     select
         account_id as subscription_key,
-        user_id
-    from users
-    where account_id is not null
+        user_id,
+        valid_from_date,
+        valid_through_date
+    from memberships
 ),
 
-{# The site counts everyone, whoever they are: only accounts need a fingerprint. #}
+{# The site counts everyone, whoever they are: only accounts need a
+   fingerprint, of their memberships with their dates (a move changes both
+   accounts' fingerprints: both are counted again). #}
 account_fingerprints as (
     select
         subscription_key,
-        {{ dbt.hash(dbt.listagg('user_id', "','", 'order by user_id')) }} as members_fingerprint
-    from members
-    where subscription_key <> ''
+        {{ dbt.hash(dbt.listagg('membership_text', "','", 'order by membership_text')) }} as members_fingerprint
+    from (
+        select
+            subscription_key,
+            {{ dbt.concat([
+                'user_id', "'|'",
+                "coalesce(cast(valid_from_date as " ~ dbt.type_string() ~ "), '')", "'|'",
+                "coalesce(cast(valid_through_date as " ~ dbt.type_string() ~ "), '')",
+            ]) }} as membership_text
+        from members
+        where subscription_key <> ''
+    ) as membership_texts
     group by 1
 ),
 
@@ -198,7 +218,13 @@ member_months as (
         on changed_user_days.user_id = members.user_id
     inner join subscription_plans as plans
         on members.subscription_key = plans.subscription_key
-    where changed_user_days.activity_date >= plans.subscription_start_date
+    where
+        changed_user_days.activity_date >= plans.subscription_start_date
+        and (members.valid_from_date is null or changed_user_days.activity_date >= members.valid_from_date)
+        and (
+            members.valid_through_date is null
+            or changed_user_days.activity_date <= members.valid_through_date
+        )
     group by 1, 2, 3
 ),
 

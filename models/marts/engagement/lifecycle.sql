@@ -1,6 +1,8 @@
 {#
     Lifecycle of active users per period, PostHog's definitions, for the whole
-    site and per account (the user's current account_id). For each grain (day,
+    site and per account (a user counts for an account in the periods they
+    were active while belonging to it: int_account_user_periods_active; a user
+    who moves is dormant in the old account after). For each grain (day,
     week, month) and local period up to the one holding as_of:
       new           active, and signed up (date_joined) in this period
       returning     active in this period and in the previous one
@@ -16,22 +18,47 @@ user_periods as (
     select * from {{ ref('trackhouse', 'int_user_periods_active') }}
 ),
 
+account_user_periods as (
+    select * from {{ ref('trackhouse', 'int_account_user_periods_active') }}
+),
+
+scoped_periods as (
+    select
+        'site' as scope,
+        cast(null as {{ dbt.type_string() }}) as account_id,
+        user_id,
+        grain,
+        period_start_date,
+        signup_period_start_date
+    from user_periods
+    union all
+    select
+        'account' as scope,
+        account_id,
+        user_id,
+        grain,
+        period_start_date,
+        signup_period_start_date
+    from account_user_periods
+),
+
 sequenced as (
     select
         *,
         lag(period_start_date) over (
-            partition by user_id, grain order by period_start_date
+            partition by scope, account_id, user_id, grain order by period_start_date
         ) as previous_active_start_date,
         lead(period_start_date) over (
-            partition by user_id, grain order by period_start_date
+            partition by scope, account_id, user_id, grain order by period_start_date
         ) as next_active_start_date,
         {{ trackhouse.add_periods('grain', 'period_start_date', '-1') }} as previous_period_start_date,
         {{ trackhouse.add_periods('grain', 'period_start_date', '1') }} as next_period_start_date
-    from user_periods
+    from scoped_periods
 ),
 
 statuses as (
     select
+        scope,
         user_id,
         account_id,
         grain,
@@ -44,6 +71,7 @@ statuses as (
     from sequenced
     union all
     select
+        scope,
         user_id,
         account_id,
         grain,
@@ -55,27 +83,6 @@ statuses as (
         and next_period_start_date < {{ trackhouse.report_end_date() }}
 ),
 
-scoped as (
-    select
-        'site' as scope,
-        cast(null as {{ dbt.type_string() }}) as account_id,
-        grain,
-        period_start_date,
-        status,
-        user_id
-    from statuses
-    union all
-    select
-        'account' as scope,
-        account_id,
-        grain,
-        period_start_date,
-        status,
-        user_id
-    from statuses
-    where account_id is not null
-),
-
 counted as (
     select
         scope,
@@ -84,7 +91,7 @@ counted as (
         period_start_date,
         status,
         count(*) as users
-    from scoped
+    from statuses
     group by scope, account_id, grain, period_start_date, status
 ),
 

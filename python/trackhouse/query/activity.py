@@ -78,16 +78,45 @@ ACTIVITY_HOURLY = "activity_hourly"
 ACTIVITY_EVENTS = "activity_events"
 USERS = "users"
 ACCOUNTS = "accounts"
+ACCOUNT_MEMBERSHIPS = "account_memberships"
 
 
 def member_filter(column: str, account_id: str | None, settings: Settings) -> str:
-    """` and <column> in (the account's users)`, or nothing for the whole site."""
+    """` and <column> in (the users who ever belonged to the account)`, or
+    nothing for the whole site. Counts then keep to the time of each
+    membership (`membership_windows`)."""
     if account_id is None:
         return ""
     return (
-        f" and {column} in (select user_id from {relation(USERS, settings)} "
+        f" and {column} in (select user_id from {relation(ACCOUNT_MEMBERSHIPS, settings)} "
         "where account_id = :account_id)"
     )
+
+
+def membership_windows(account_id: str | None, settings: Settings) -> str:
+    """The `windows (period_index, user_id, window_start, window_end)` CTE body
+    over a `periods` CTE: each period itself (user_id null) for the whole site;
+    for an account, each period cut to each membership of the account
+    (account_memberships: valid_from inclusive, valid_to exclusive, null =
+    unbounded), so a user's activity counts for the account they belonged to
+    at its time."""
+    if account_id is None:
+        return (
+            "select period_index, cast(null as varchar) as user_id, "
+            "period_start as window_start, period_end as window_end from periods"
+        )
+    return f"""
+        select p.period_index, m.user_id,
+            case when m.valid_from is null or m.valid_from < p.period_start
+                then p.period_start else m.valid_from end as window_start,
+            case when m.valid_to is null or m.valid_to > p.period_end
+                then p.period_end else m.valid_to end as window_end
+        from periods as p
+        inner join {relation(ACCOUNT_MEMBERSHIPS, settings)} as m
+            on m.account_id = :account_id
+            and (m.valid_from is null or m.valid_from < p.period_end)
+            and (m.valid_to is null or m.valid_to > p.period_start)
+    """
 
 
 def timestamp_values(rows: Sequence[tuple[datetime, ...]]) -> str:
@@ -107,7 +136,9 @@ def active_user_counts(
     account_id: str | None = None,
 ) -> list[int]:
     """Distinct users with an activity event in each [start, end) (naive UTC;
-    None = unbounded), in one query.
+    None = unbounded), in one query. With `account_id`, only activity while
+    the user belonged to the account counts (each period is cut to each
+    membership: `membership_windows`).
 
     An activity_hourly row that overlaps a window counts when its first or its
     last event is inside (always so for an hour wholly inside). Otherwise the
@@ -131,12 +162,14 @@ def active_user_counts(
         where last_active_at >= :lo and first_active_at < :hi
             {member_filter("user_id", account_id, settings)}
     ),
+    windows as ({membership_windows(account_id, settings)}),
     overlapping as (
-        select p.period_index, p.period_start, p.period_end, h.user_id,
-            h.first_active_at >= p.period_start or h.last_active_at < p.period_end as is_inside
+        select w.period_index, w.window_start, w.window_end, h.user_id,
+            h.first_active_at >= w.window_start or h.last_active_at < w.window_end as is_inside
         from hourly as h
-        inner join periods as p
-            on h.last_active_at >= p.period_start and h.first_active_at < p.period_end
+        inner join windows as w
+            on h.last_active_at >= w.window_start and h.first_active_at < w.window_end
+            {"and h.user_id = w.user_id" if account_id is not None else ""}
     ),
     edge_checked as (
         select distinct o.period_index, o.user_id
@@ -144,7 +177,7 @@ def active_user_counts(
         where not o.is_inside and exists (
             select 1 from {relation(ACTIVITY_EVENTS, settings)} as e
             where e.user_id = o.user_id
-                and e.active_at >= o.period_start and e.active_at < o.period_end
+                and e.active_at >= o.window_start and e.active_at < o.window_end
         )
     ),
     active as (

@@ -66,16 +66,18 @@ def registered_counts(
     """(registered, activated) users who joined before each end (naive UTC):
     one running count over the joins and the ends, not a join per period. At
     the same instant an end sorts before a join (joined = 0 first): a user who
-    joins at a period's end is not registered in it."""
-    from .activity import member_filter
-
+    joins at a period's end is not registered in it. An account counts its
+    members at each end (`account_registered_sql`)."""
     if not ends:
         return []
     from .activity import timestamp_values
 
     values = timestamp_values([(end,) for end in ends])
     params: dict[str, Any] = {"account_id": account_id}
-    sql = f"""
+    if account_id is not None:
+        sql = account_registered_sql(values, settings)
+    else:
+        sql = f"""
     with
     ends (period_index, period_end) as (values {values}),
     points as (
@@ -83,7 +85,6 @@ def registered_counts(
             case when is_active then 1 else 0 end as activated,
             cast(null as integer) as period_index
         from {relation(USERS, settings)}
-        where true{member_filter("user_id", account_id, settings)}
         union all
         select period_end as point_at, 0 as joined, 0 as activated, period_index
         from ends
@@ -102,6 +103,34 @@ def registered_counts(
     """
     rows = fetch(sql, params, settings)
     return [(int(r["registered_users"]), int(r["activated_users"])) for r in rows]
+
+
+def account_registered_sql(values: str, settings: Settings) -> str:
+    """(registered, activated) of an account at each end e: the users who
+    belonged to it just before e (a membership from before e, not ended
+    before e, in account_memberships) and joined before e."""
+    from .activity import ACCOUNT_MEMBERSHIPS
+
+    return f"""
+    with
+    ends (period_index, period_end) as (values {values}),
+    members as (
+        select m.user_id, m.valid_from, m.valid_to, u.joined_at, u.is_active
+        from {relation(ACCOUNT_MEMBERSHIPS, settings)} as m
+        inner join {relation(USERS, settings)} as u on m.user_id = u.user_id
+        where m.account_id = :account_id
+    )
+    select e.period_index,
+        count(distinct m.user_id) as registered_users,
+        count(distinct case when m.is_active then m.user_id end) as activated_users
+    from ends as e
+    left join members as m
+        on m.joined_at < e.period_end
+        and (m.valid_from is null or m.valid_from < e.period_end)
+        and (m.valid_to is null or m.valid_to >= e.period_end)
+    group by e.period_index
+    order by e.period_index
+    """
 
 
 def usage_rows(
