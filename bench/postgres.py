@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from trackhouse.demo import generate_events  # noqa: E402
-from trackhouse.schema import ALL_TABLES, DEFAULT_RAW_SCHEMA  # noqa: E402
+from trackhouse.schema import DATA_TABLES, DEFAULT_RAW_SCHEMA  # noqa: E402
 
 import pg_server  # noqa: E402
 
@@ -76,9 +76,9 @@ def copy_ceiling(server: pg_server.PostgresServer, workdir: Path) -> tuple[float
     export, load = [], ["\\timing off", "create schema bench_copy;"]
     rows = 0
     with server.connect(DBNAME) as conn:
-        for table in ALL_TABLES:
+        for table in DATA_TABLES:
             rows += conn.execute(f'select count(*) from {raw}."{table.name}"').fetchone()[0]
-    for table in ALL_TABLES:
+    for table in DATA_TABLES:
         csv = workdir / f"{table.name}.csv"
         export.append(f"\\copy {raw}.{table.name} to '{csv}' with (format csv)")
         load.append(
@@ -91,7 +91,7 @@ def copy_ceiling(server: pg_server.PostgresServer, workdir: Path) -> tuple[float
         )
     copies = "\n".join(
         f"\\copy bench_copy.{t.name} from '{workdir / (t.name + '.csv')}' with (format csv)"
-        for t in ALL_TABLES
+        for t in DATA_TABLES
     )
     (workdir / "copy.sql").write_text(copies)
     seconds, _ = timed(

@@ -26,7 +26,7 @@ from .resources import Warehouse
 
 INGESTION_GROUP = "ingestion"
 RAW_PREFIX = "raw"
-RAW_TABLES: tuple[str, ...] = tuple(t.name for t in raw_schema.ALL_TABLES)
+RAW_TABLES: tuple[str, ...] = tuple(t.name for t in raw_schema.DATA_TABLES)
 REJECTIONS_CHECK = "no_rejected_lines"
 
 
@@ -155,7 +155,7 @@ def build_ingestion_assets(environment: Environment) -> dg.AssetsDefinition:
             kinds={"python", kind},
             metadata={"table": f"{environment.settings.raw_schema}.{table.name}"},
         )
-        for table in raw_schema.ALL_TABLES
+        for table in raw_schema.DATA_TABLES
     ]
     rejections_check = dg.AssetCheckSpec(
         REJECTIONS_CHECK,

@@ -67,7 +67,7 @@ def raw_table_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
     engine = get_engine(settings)
     with engine.connect() as raw_conn:
         conn = raw_conn.execution_options(schema_translate_map={None: settings.raw_schema})
-        for table in raw_schema.ALL_TABLES:
+        for table in raw_schema.DATA_TABLES:
             time_col = table.c.occurred_at if "occurred_at" in table.c else table.c.received_at
             rows, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(time_col))).one()
             entry: dict[str, Any] = {"dagster/row_count": int(rows)}

@@ -178,6 +178,9 @@ def test_formats_limits_and_options_anywhere(warehouse) -> None:
         "+conversions",
         "+conversion_attribution",
         "+activity_hourly",
+        "+activity_events",
+        "+users",
+        "+account_memberships",
         "trackhouse_settings",
     )
     target = warehouse.target

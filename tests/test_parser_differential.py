@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from trackhouse.engine import ensure_schema, raw_connection
 from trackhouse.loader import load_files
-from trackhouse.schema import ALL_TABLES
+from trackhouse.schema import DATA_TABLES
 
 EXAMPLES = int(os.environ.get("TRACKHOUSE_PROPERTY_EXAMPLES", "30"))
 
@@ -172,7 +172,7 @@ def _take_rows(*targets) -> list[dict[str, list]]:
         cur = conn if targets[0].is_duckdb else conn.cursor()
         for target in targets:
             tables = {}
-            for table in ALL_TABLES:
+            for table in DATA_TABLES:
                 cols = [c.name for c in table.columns if c.name != "received_at"]
                 name = f'"{target.raw_schema}"."{table.name}"'
                 cur.execute(f"select {', '.join(cols)} from {name}")
@@ -227,7 +227,7 @@ def test_both_paths_parse_any_line_into_the_same_batch():
 
     def tables(batch) -> dict[str, list]:
         out = {}
-        for table in ALL_TABLES:
+        for table in DATA_TABLES:
             rows = batch_table(batch, table.name).drop_columns(["received_at"]).to_pylist()
             out[table.name] = sorted(rows, key=repr)
         return out

@@ -197,9 +197,12 @@ def expected_rows(events: list[dict[str, Any]], as_of: date) -> tuple[dict, dict
         for f in facts:
             if f[2] is not None:
                 groups[f[2]].append(f)
+        # By date, conversion_value sums the default currency only (var `currency`,
+        # EUR); its rows still start at the first conversion of any currency.
+        dated = [f for f in facts if f[2] == "EUR"] if metric.endswith("value") else facts
         for period in WINDOWS:
             for day in dates(min(f[1] for f in facts), as_of):
-                by_date[metric, period, day] = window_value(facts, period, day, summing)
+                by_date[metric, period, day] = window_value(dated, period, day, summing)
             for obj, obj_facts in groups.items():
                 for day in dates(min(f[1] for f in obj_facts), as_of):
                     key = (metric, period, day, object_types[metric], obj)

@@ -39,8 +39,8 @@ ROLES = (WRITER, TRANSFORMER, READER)
 READER_ROLE_ENV = "TRACKHOUSE_PG_READER_ROLE"
 
 
-class RolesNotSupportedError(TrackhouseError):
-    """Roles were asked for on a target that has none (DuckDB)."""
+class RolesNotSupportedError(TrackhouseError, ValueError):
+    """Roles were asked for on a target that has none (DuckDB): a usage error (exit 2)."""
 
 
 def _key_column(table: sa.Table) -> str:

@@ -247,7 +247,10 @@ EVENT_TABLES = (
     accounts,
     statistics,
 )
-ALL_TABLES = (events, *EVENT_TABLES, rejected, batches)
+# What was received (every row stamped with received_at and load_sequence) ...
+DATA_TABLES = (events, *EVENT_TABLES, rejected)
+# ... and the bookkeeping of the writes (one row per committed batch).
+ALL_TABLES = (*DATA_TABLES, batches)
 
 
 def columns(table: Table) -> list[str]:

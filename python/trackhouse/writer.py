@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 
 from .engine import ensure_schema, raw_connection
 from .parsing import Batch
-from .schema import ALL_TABLES, EVENT_TABLES, LOAD_SEQUENCE, batches
+from .schema import DATA_TABLES, EVENT_TABLES, LOAD_SEQUENCE
 from .settings import Settings
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
@@ -29,7 +29,7 @@ _ARROW_TYPES: dict[type, pa.DataType] = {
     sa.Boolean: pa.bool_(),
     sa.Integer: pa.int64(),
 }
-_TABLES = {t.name: t for t in ALL_TABLES if t is not batches}
+_TABLES = {t.name: t for t in DATA_TABLES}
 
 
 def _written(name: str) -> list[sa.Column]:
