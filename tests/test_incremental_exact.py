@@ -27,16 +27,27 @@ from factories import track
 
 ACTIVITY = ["activity_hourly", "active_users", "usage_subscription_periods"]
 SELECT = ["+active_users", "+usage_subscription_periods"]
+# The property test also keeps the statistics marts (conversions and their refunds).
+PROPERTY_MARTS = [*ACTIVITY, "statistics_by_date", "statistics_by_date_and_object"]
+PROPERTY_SELECT = [*SELECT, "+statistics_by_date", "+statistics_by_date_and_object"]
 NO_TESTS = ("--exclude-resource-type", "unit_test", "--exclude-resource-type", "test")
 KEYS = {
     "activity_hourly": "user_id, hour_start",
     "active_users": "grain, period_start_date",
     "usage_subscription_periods": "account_id, period_kind, period_index",
+    "statistics_by_date": "metric, period, date",
+    "statistics_by_date_and_object": "metric, period, date, object_type, object_id",
 }
 
 
-def run(warehouse, vars: dict[str, Any], *, full_refresh: bool = False) -> None:
-    args = ["build", "--select", *SELECT, *NO_TESTS]
+def run(
+    warehouse,
+    vars: dict[str, Any],
+    *,
+    full_refresh: bool = False,
+    select: list[str] = SELECT,
+) -> None:
+    args = ["build", "--select", *select, *NO_TESTS]
     if full_refresh:
         args.append("--full-refresh")
     warehouse.dbt(*args, vars=vars)
@@ -120,6 +131,10 @@ event_strategy = st.tuples(
     DAY_OFFSETS,
     st.integers(min_value=0, max_value=23),
     st.integers(min_value=0, max_value=59),
+    # None: an activity event (a `view` conversion without value); an int k: a
+    # purchase of conversion k (value), or, when k was bought before, its refund
+    # (is_active false: the conversion leaves every valid count and sum).
+    st.one_of(st.none(), st.integers(min_value=0, max_value=2)),
 )
 # A scenario: loads of 1-3 events each (one batch per event), and after which
 # batches a build runs (possibly in the middle of a load).
@@ -140,11 +155,39 @@ scenario_strategy = st.lists(
 _message_ids = itertools.count()
 
 
-def _event(user: str, day: int, hour: int, minute: int) -> dict[str, Any]:
-    """A page-less activity event; message ids never repeat across examples
-    (DuckDB keeps a deleted key in its index until a checkpoint)."""
-    at = datetime(2024, 6, 30) + timedelta(days=day, hours=hour, minutes=minute)
-    return track(at.isoformat() + "Z", "view", user_id=user, message_id=f"p{next(_message_ids)}")
+def _event(
+    user: str, day: int, hour: int, minute: int, purchase: int | None, bought: set[int]
+) -> dict[str, Any]:
+    """A page-less activity event, a purchase or a refund; message ids never repeat
+    across examples (DuckDB keeps a deleted key in its index until a checkpoint)."""
+    at = (datetime(2024, 6, 30) + timedelta(days=day, hours=hour, minutes=minute)).isoformat()
+    message_id = f"p{next(_message_ids)}"
+    if purchase is None:
+        return track(at + "Z", "view", user_id=user, message_id=message_id)
+    conversion_id = f"order-{purchase}-{_example[0]}"
+    if purchase in bought:  # a refund: the latest timestamp states the conversion's state
+        refund_at = (datetime(2024, 7, 5) + timedelta(minutes=next(_message_ids))).isoformat()
+        return track(
+            refund_at + "Z",
+            "purchase",
+            user_id=user,
+            message_id=message_id,
+            conversion_id=conversion_id,
+            is_active=False,
+        )
+    bought.add(purchase)
+    return track(
+        at + "Z",
+        "purchase",
+        user_id=user,
+        message_id=message_id,
+        conversion_id=conversion_id,
+        value=10 + purchase,
+        currency="EUR",
+    )
+
+
+_example = [0]
 
 
 @settings(
@@ -155,33 +198,35 @@ def _event(user: str, day: int, hour: int, minute: int) -> dict[str, Any]:
 )
 @given(scenario=scenario_strategy)
 def test_property_incremental_activity_equals_full_refresh(warehouse, scenario):
-    """Random loads of events of any age, builds after random batches (also in
-    the middle of a load), a final incremental build: the activity marts equal
-    a full refresh."""
+    """Random loads of events of any age, purchases and refunds, builds after
+    random batches (also in the middle of a load), a final incremental build: the
+    activity and statistics marts equal a full refresh."""
     loads, build_points = scenario
+    _example[0] += 1
+    bought: set[int] = set()
     # hypothesis reuses the fixture's warehouse: each example starts empty, and
     # its first build is a full refresh (the marts of the example before go)
     ensure_schema(warehouse.settings)
     with get_engine(warehouse.settings).begin() as conn:
-        for table in ("events", "activity", "batches"):
+        for table in ("events", "activity", "conversion_events", "batches"):
             conn.execute(sa.text(f'delete from "{warehouse.settings.raw_schema}"."{table}"'))
     vars = {"as_of": AS_OF, "lookback_days": 1, "subscription_start": "2023-01-15"}
     written = [0]
     first = [True]
     for load in loads:
-        events = [_event(*spec) for spec in load]
+        events = [_event(*spec, bought) for spec in load]
 
         def maybe_build(_line: int) -> None:
             if written[0] in build_points:
-                run(warehouse, vars, full_refresh=first[0])
+                run(warehouse, vars, full_refresh=first[0], select=PROPERTY_SELECT)
                 first[0] = False
             written[0] += 1
 
         load_lines(warehouse, events, on_batch=maybe_build)
-    run(warehouse, vars)
-    incremental = snapshot(warehouse, ACTIVITY)
-    run(warehouse, vars, full_refresh=True)
-    assert incremental == snapshot(warehouse, ACTIVITY)
+    run(warehouse, vars, select=PROPERTY_SELECT)
+    incremental = snapshot(warehouse, PROPERTY_MARTS)
+    run(warehouse, vars, full_refresh=True, select=PROPERTY_SELECT)
+    assert incremental == snapshot(warehouse, PROPERTY_MARTS)
 
 
 # -- statistics: rows that should disappear do -----------------------------------
