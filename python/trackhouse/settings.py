@@ -20,7 +20,7 @@ from .errors import ConfigError
 
 PROFILE_NAME = "trackhouse"
 DEFAULT_RAW_SCHEMA = "trackhouse_raw"
-TARGETS = ("duckdb", "postgres")
+TARGETS = ("duckdb", "postgres", "spark")
 
 
 def find_project_dir(start: Path | None = None) -> Path:
@@ -78,6 +78,15 @@ class Settings:
         return self.output["type"] == "duckdb"
 
     @property
+    def is_spark(self) -> bool:
+        return self.output["type"] == "spark"
+
+    @cached_property
+    def spark_dir(self) -> Path:
+        """Spark's warehouse directory and Derby metastore ($TRACKHOUSE_SPARK_DIR)."""
+        return self.resolve(os.environ.get("TRACKHOUSE_SPARK_DIR", "data/spark"))
+
+    @property
     def mart_schema(self) -> str:
         return str(self.output.get("schema", "main" if self.is_duckdb else "public"))
 
@@ -102,6 +111,8 @@ class Settings:
             return self.resolve(explicit)
         if self.is_duckdb:
             return self.duckdb_path.with_name(self.duckdb_path.name + ".spool")
+        if self.is_spark:
+            return self.spark_dir / "spool"
         o = self.output
         where = f"{o.get('host')}-{o.get('port', 5432)}-{o.get('dbname') or o.get('database')}"
         return self.resolve(f"data/spool/{self.target}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", where))
@@ -124,7 +135,8 @@ class Settings:
             ).render_as_string(hide_password=False)
         raise ConfigError(
             f"target {self.target!r} has type {o['type']!r}; "
-            "trackhouse supports duckdb and postgres."
+            "trackhouse supports duckdb, postgres and spark (spark has no SQLAlchemy URL: "
+            "it is read through trackhouse.spark)."
         )
 
     def dbt_env(self) -> dict[str, str]:
@@ -135,6 +147,8 @@ class Settings:
         env.setdefault("DBT_PROFILES_DIR", str(self.project_dir))
         if self.is_duckdb:
             env["TRACKHOUSE_DUCKDB_PATH"] = str(self.duckdb_path)
+        if self.is_spark:
+            env["TRACKHOUSE_SPARK_DIR"] = str(self.spark_dir)
         return env
 
 
