@@ -3,6 +3,7 @@ raise at once and are recorded in `rejected`."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -183,3 +184,26 @@ def test_a_call_no_rule_foresaw_is_rejected_not_crashed(warehouse):
     (rejected,) = warehouse.raw("rejected")
     assert rejected["reason"] and rejected["source"] == "api"
     assert warehouse.count("conversion_events") == 1
+
+
+def test_a_tracker_inherited_through_fork_works_in_the_child(warehouse):
+    """gunicorn --preload: the Tracker (and the engines' pools) exist before the
+    workers fork; each worker writes its own segment and drains on its own."""
+    with Tracker(warehouse.settings, drain="close", flush_interval=0.05) as tracker:
+        tracker.record_activity("parent-before", at=T0)
+        tracker.flush()  # the parent has used the warehouse (pooled connections)
+        pid = os.fork()
+        if pid == 0:
+            code, before = 1, tracker.drained.accepted
+            try:
+                for i in range(20):
+                    tracker.record_touchpoint(f"child-{i}", "https://e.example/?gclid=x", at=T0)
+                tracker.close()
+                code = 0 if tracker.drained.accepted - before == 20 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        tracker.record_activity("parent-after", at=T0)
+    assert warehouse.count("touchpoints") == 20
+    assert {r["user_id"] for r in warehouse.raw("activity")} == {"parent-before", "parent-after"}

@@ -12,7 +12,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from trackhouse.spool import OPEN, REJECTS, SEALED, Spool, SpoolFullError, drain, recover
+from trackhouse.spool import (
+    OPEN,
+    REJECTS,
+    SEALED,
+    Spool,
+    SpoolFullError,
+    drain,
+    recover,
+    status,
+)
 
 
 def _page(i: int, **extra: object) -> dict[str, object]:
@@ -229,3 +238,16 @@ def test_unique_names_across_instances(tmp_path):
     a.append([_page(1)])
     b.append([{**_page(2), "messageId": str(uuid.uuid4())}])
     assert len(_files(tmp_path, OPEN)) == 2
+
+
+def test_status_tells_live_dead_and_waiting_segments(tmp_path):
+    live = Spool(tmp_path, segment_bytes=500, seal_after=3600)
+    for i in range(5):
+        live.append([_page(i)])  # rotates: some sealed, one open
+    _orphan(tmp_path, orjson.dumps(_page(9)) + b"\n")
+    live.append_rejected("{}", "a reason")
+    found = status(tmp_path)
+    assert (found["open"], found["orphaned"], found["rejects"]) == (1, 1, 1)
+    assert found["sealed"] >= 1 and found["oldest_sealed_seconds"] >= 0
+    assert found["bytes"] == live.depth_bytes()
+    assert recover(tmp_path) != []  # the status probe left the orphan's lock free

@@ -50,8 +50,27 @@ def lock_timeout(seconds: float | None) -> Iterator[None]:
         _lock_timeout.reset(token)
 
 
+_created: list[Engine] = []
+
+
+def _forget_connections_in_child() -> None:
+    # A forked child (gunicorn --preload, multiprocessing) must not use the
+    # parent's pooled connections: it opens its own (SQLAlchemy's advice).
+    for engine in _created:
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_in_child)
+
+
 @lru_cache(maxsize=16)
 def _engine(url: str, is_duckdb: bool, read_only: bool = False) -> Engine:
+    engine = _create(url, is_duckdb, read_only)
+    _created.append(engine)
+    return engine
+
+
+def _create(url: str, is_duckdb: bool, read_only: bool) -> Engine:
     if is_duckdb:
         # No pool: a DuckDB file admits one writing process, so trackhouse opens
         # it only for the moment it writes or reads, and dbt can run in between.

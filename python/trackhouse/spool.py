@@ -390,6 +390,59 @@ class Spool:
         self.close()
 
 
+def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """What waits in a spool: for `trackhouse spool status` and health checks.
+
+    `open` segments are being written by live processes, `orphaned` ones by dead
+    processes (the next drain recovers them), `sealed` wait for a drain,
+    `rejects` are refused calls waiting to be recorded; `oldest_sealed_seconds`
+    tells how far behind the drain is.
+    """
+    directory = Path(directory)
+    found: dict[str, Any] = {
+        "directory": str(directory),
+        "open": 0,
+        "orphaned": 0,
+        "sealed": 0,
+        "rejects": 0,
+        "bytes": 0,
+        "oldest_sealed_seconds": None,
+    }
+    now = time.time()
+    for entry in _spool_files(directory):
+        kind = (
+            "sealed"
+            if entry.name.endswith(SEALED)
+            else "open"
+            if entry.name.endswith(OPEN)
+            else "rejects"
+            if entry.name.endswith(REJECTS)
+            else None
+        )
+        if kind is None:
+            continue
+        try:
+            st = entry.stat()
+        except FileNotFoundError:
+            continue
+        found["bytes"] += st.st_size
+        if kind == "open":
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                kind = "orphaned" if _try_lock(fd) else "open"
+            finally:
+                os.close(fd)  # releases the probe's lock, if it got one
+        found[kind] += 1
+        if kind == "sealed":
+            age = round(now - st.st_mtime, 1)
+            oldest = found["oldest_sealed_seconds"]
+            found["oldest_sealed_seconds"] = age if oldest is None else max(oldest, age)
+    return found
+
+
 # -- draining -------------------------------------------------------------------
 def _repair(fd: int, path: Path) -> tuple[bytes, str] | None:
     """Make an orphaned segment end at a line boundary. Returns the torn last
