@@ -106,3 +106,15 @@
         {% do run_query('drop table ' ~ kept) %}
     {%- endif -%}
 {%- endmacro %}
+
+{# -- types ------------------------------------------------------------------ #}
+
+{#- The contracts name PostgreSQL/DuckDB types; Spark spells text `string`. dbt casts
+    null to each contract type to compare it with the model's (the contract check). -#}
+{% macro spark__cast(field, type) -%}
+    {%- set spark_type = type | trim -%}
+    {%- if spark_type | lower in ('text', 'varchar', 'character varying') -%}
+        {%- set spark_type = 'string' -%}
+    {%- endif -%}
+    cast({{ field }} as {{ spark_type }})
+{%- endmacro %}

@@ -164,9 +164,9 @@ merged as (
 
 final as (
     select
-        cast(domain as varchar) as domain,
-        cast(metric as varchar) as metric,
-        cast(period as varchar) as period,
+        cast(domain as {{ dbt.type_string() }}) as domain,
+        cast(metric as {{ dbt.type_string() }}) as metric,
+        cast(period as {{ dbt.type_string() }}) as period,
         cast(date as date) as date,
         cast(value as numeric(38, 6)) as value
     from merged

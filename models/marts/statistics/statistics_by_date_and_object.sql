@@ -181,12 +181,12 @@ merged as (
 
 final as (
     select
-        cast(domain as varchar) as domain,
-        cast(metric as varchar) as metric,
-        cast(period as varchar) as period,
+        cast(domain as {{ dbt.type_string() }}) as domain,
+        cast(metric as {{ dbt.type_string() }}) as metric,
+        cast(period as {{ dbt.type_string() }}) as period,
         cast(date as date) as date,
-        cast(object_type as varchar) as object_type,
-        cast(object_id as varchar) as object_id,
+        cast(object_type as {{ dbt.type_string() }}) as object_type,
+        cast(object_id as {{ dbt.type_string() }}) as object_id,
         cast(value as numeric(38, 6)) as value
     from merged
 )

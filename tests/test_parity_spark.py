@@ -1,0 +1,186 @@
+"""Apache Spark gives the same answers as DuckDB: raw tables, every mart, the query API and CLI.
+
+The third target of tests/test_parity.py, in a module of its own so that it runs
+beside the PostgreSQL comparison (its own xdist group). The same demo data, vars
+and comparisons: rows equal as Python objects, sorted by all columns.
+
+Spark runs in this test process (pyspark, local[2], a Derby metastore and Parquet
+warehouse in a temporary directory): the loader, `dbt build` (dbt's programmatic
+runner; dbt-spark's `method: session` takes the process's SparkSession) and the
+query API and CLI share the one session, because an embedded Derby metastore
+admits one process at a time. `make demo` runs the same steps as one process
+after another. Unit tests are not part of the Spark build: their fixtures are
+typed for DuckDB and PostgreSQL; the logic they test is the one compared here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from trackhouse.demo import write_demo_file
+from trackhouse.loader import load_files
+from trackhouse.schema import ALL_TABLES
+
+from conftest import ROOT, TARGETS, Warehouse
+from test_parity import (
+    API_CALLS,
+    CLI_CALLS,
+    END,
+    MARTS,
+    RECEIVED_AT,
+    VARS,
+    Built,
+    _call_id,
+    _query_module,
+    assert_same_rows,
+    dbt_build,
+    new_warehouse,
+    pin_received_at,
+)
+
+LABELS = ("duckdb", "spark")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.spark,
+    pytest.mark.xdist_group("parity-spark"),
+    # Runs by default; an explicit TRACKHOUSE_TEST_TARGETS without `spark` skips it.
+    pytest.mark.skipif(
+        ("TRACKHOUSE_TEST_TARGETS" in os.environ and "spark" not in TARGETS)
+        or shutil.which("java") is None,
+        reason="Spark parity needs a Java runtime (make system-deps installs "
+        "default-jre-headless) and `spark` in TRACKHOUSE_TEST_TARGETS when that is set",
+    ),
+]
+
+
+def dbt_build_in_process(wh: Warehouse, target_path: Path) -> dict[str, Any]:
+    """`dbt build` through dbt's programmatic runner, in this process's SparkSession."""
+    from dbt.cli.main import dbtRunner
+
+    args = [
+        "build", "--exclude", "resource_type:unit_test",
+        "--profiles-dir", str(ROOT), "--project-dir", str(ROOT),
+        "--target-path", str(target_path), "--log-path", str(target_path),
+        "--vars", orjson.dumps(VARS).decode(), "--target", "spark", "--quiet",
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in wh.env.items():
+            mp.setenv(key, value)
+        result = dbtRunner().invoke(args)
+    failed = [
+        f"{r.node.unique_id}: {r.status} {r.message}"
+        for r in (result.result or [])
+        if str(r.status) not in ("success", "pass")
+    ]
+    assert result.success and not failed, (
+        f"dbt build on Spark failed: {result.exception}\n" + "\n".join(failed)
+    )
+    return json.loads((target_path / "manifest.json").read_text())
+
+
+def pin_received_at_spark(wh: Warehouse) -> None:
+    from trackhouse import spark
+
+    session = spark.session(wh.settings)
+    for table in ALL_TABLES:
+        name = f"`{wh.settings.raw_schema}`.`{table.name}`"
+        columns = [
+            f"timestamp_ntz'{RECEIVED_AT.isoformat(sep=' ')}' as received_at"
+            if c.name == "received_at"
+            else f"`{c.name}`"
+            for c in table.columns
+        ]
+        rows = session.sql(f"select {', '.join(columns)} from {name}").localCheckpoint()
+        rows.write.insertInto(name, overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built]]:
+    tmp = tmp_path_factory.mktemp("parity-spark")
+    data = tmp / "demo.ndjson"
+    write_demo_file(data, users=60, days=50, seed=7, end=END)
+    result: dict[str, Built] = {}
+    duck_env = {"TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(tmp / "p.duckdb")}
+    duck = new_warehouse("duckdb", duck_env, tmp / "duckdb")
+    load_files([data], settings=duck.settings)
+    pin_received_at(duck)
+    result["duckdb"] = Built(duck, dbt_build(duck, tmp / "dbt-duckdb"))
+
+    spark_env = {"TRACKHOUSE_TARGET": "spark", "TRACKHOUSE_SPARK_DIR": str(tmp / "spark")}
+    wh = new_warehouse("spark", spark_env, tmp / "spark-wh")
+    report = load_files([data], settings=wh.settings)
+    assert report.accepted == report.received > 2000, report.summary()
+    again = load_files([data], settings=wh.settings)
+    assert again.duplicates == again.received and again.accepted == 0, again.summary()
+    pin_received_at_spark(wh)
+    result["spark"] = Built(wh, dbt_build_in_process(wh, tmp / "dbt-spark"))
+    yield result
+    from trackhouse import spark
+
+    spark.session(wh.settings).stop()
+
+
+@pytest.mark.parametrize("table", [t.name for t in ALL_TABLES])
+def test_raw_tables_are_identical_on_spark(built: dict[str, Built], table: str) -> None:
+    rows = {target: b.wh.raw(table) for target, b in built.items()}
+    if table != "rejected":
+        assert rows["duckdb"], f"the demo data has no {table} rows: the comparison is empty"
+    assert_same_rows(f"raw {table}", rows["duckdb"], rows["spark"], LABELS)
+
+
+def test_every_mart_is_built_on_spark(built: dict[str, Built]) -> None:
+    assert sorted(built["spark"].marts) == MARTS
+
+
+@pytest.mark.parametrize("mart", MARTS)
+def test_mart_is_identical_on_spark(built: dict[str, Built], mart: str) -> None:
+    duck, spark = built["duckdb"].mart(mart), built["spark"].mart(mart)
+    assert duck, f"{mart} is empty on DuckDB: the demo data should fill it"
+    assert_same_rows(mart, duck, spark, LABELS)
+
+
+@pytest.mark.parametrize("call", API_CALLS, ids=_call_id)
+def test_query_api_answers_are_identical_on_spark(
+    built: dict[str, Built], call: tuple[str, str, dict[str, Any]]
+) -> None:
+    module_name, function_name, kwargs = call
+    function = getattr(_query_module(module_name), function_name)
+    answers = {t: function(**kwargs, settings=b.wh.settings) for t, b in built.items()}
+    duck, spark = answers["duckdb"], answers["spark"]
+    if isinstance(duck, list):
+        assert duck, f"{_call_id(call)} is empty: pick arguments that return rows"
+        assert_same_rows(_call_id(call), duck, spark, LABELS)
+    else:
+        assert duck == spark and type(duck) is type(spark), (duck, spark)
+
+
+def _cli_in_process(wh: Warehouse, args: list[str]) -> str:
+    from trackhouse.cli import main
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        for key, value in wh.env.items():
+            mp.setenv(key, value)
+        code = main(["query", *args, "--format", "json"])
+    assert code in (0, None), f"trackhouse query {' '.join(args)} exited {code}"
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("args", CLI_CALLS, ids=" ".join)
+def test_cli_answers_are_identical_on_spark(built: dict[str, Built], args: list[str]) -> None:
+    duck = json.loads(built["duckdb"].wh.cli("query", *args, "--format", "json").stdout)
+    spark = json.loads(_cli_in_process(built["spark"].wh, args))
+    assert duck, f"`trackhouse query {' '.join(args)}` answered nothing"
+    assert_same_rows(" ".join(args), duck, spark, LABELS)
+
