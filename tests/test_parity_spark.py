@@ -26,12 +26,6 @@ from typing import Any
 
 import orjson
 import pytest
-
-from trackhouse.demo import write_demo_file
-from trackhouse.loader import load_files
-from trackhouse.schema import ALL_TABLES
-
-from conftest import ROOT, TARGETS, Warehouse
 from test_parity import (
     API_CALLS,
     CLI_CALLS,
@@ -47,6 +41,12 @@ from test_parity import (
     new_warehouse,
     pin_received_at,
 )
+
+from trackhouse.demo import write_demo_file
+from trackhouse.loader import load_files
+from trackhouse.schema import ALL_TABLES
+
+from conftest import ROOT, TARGETS, Warehouse
 
 LABELS = ("duckdb", "spark")
 
