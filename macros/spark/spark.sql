@@ -118,3 +118,18 @@
     {%- endif -%}
     cast({{ field }} as {{ spark_type }})
 {%- endmacro %}
+
+{# -- query planning ----------------------------------------------------------- #}
+
+{#- `name as materialized (...)`: PostgreSQL and DuckDB compute such a CTE once; Spark
+    has no hint (it plans CTEs itself), so it gets none -#}
+{% macro materialized_hint() -%}
+    {{ return(adapter.dispatch('materialized_hint', 'trackhouse')()) }}
+{%- endmacro %}
+
+{% macro default__materialized_hint() -%}
+    materialized
+{%- endmacro %}
+
+{% macro spark__materialized_hint() -%}
+{%- endmacro %}
