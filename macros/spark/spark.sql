@@ -133,3 +133,10 @@
 
 {% macro spark__materialized_hint() -%}
 {%- endmacro %}
+
+{#- dbt-spark's dateadd goes through unix seconds and to_timestamp, which gives null
+    for TIMESTAMP_NTZ sessions; Spark's timestampadd clamps months to their last day
+    as DuckDB and PostgreSQL do -#}
+{% macro spark__dateadd(datepart, interval, from_date_or_timestamp) -%}
+    timestampadd({{ datepart }}, cast({{ interval }} as int), cast({{ from_date_or_timestamp }} as timestamp_ntz))
+{%- endmacro %}
