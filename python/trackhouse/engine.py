@@ -136,6 +136,11 @@ _initialised: set[tuple[str, str]] = set()
 
 def ensure_schema(settings: Settings) -> None:
     """Create the raw schema once per process (the first write does it too)."""
+    if settings.is_spark:
+        from .spark import ensure_raw_tables
+
+        ensure_raw_tables(settings)
+        return
     key = (settings.sqlalchemy_url, settings.raw_schema)
     if key in _initialised:
         return
