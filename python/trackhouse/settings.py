@@ -83,8 +83,9 @@ class Settings:
 
     @cached_property
     def spark_dir(self) -> Path:
-        """Spark's warehouse directory and Derby metastore ($TRACKHOUSE_SPARK_DIR)."""
-        return self.resolve(os.environ.get("TRACKHOUSE_SPARK_DIR", "data/spark"))
+        """Spark's warehouse directory and Derby metastore ($TRACKHOUSE_SPARK_DIR when
+        the settings were loaded, like every other value of the profile)."""
+        return self.resolve(str(self.output.get("trackhouse_spark_dir", "data/spark")))
 
     @property
     def mart_schema(self) -> str:
@@ -173,9 +174,12 @@ def load_settings(target: str | None = None, project_dir: Path | None = None) ->
             f"target {chosen!r} is not in {path}; valid targets: {', '.join(sorted(outputs))}. "
             "Set TRACKHOUSE_TARGET to one of them."
         )
+    output = _render(outputs[chosen])
+    if output.get("type") == "spark":
+        output["trackhouse_spark_dir"] = os.environ.get("TRACKHOUSE_SPARK_DIR", "data/spark")
     return Settings(
         project_dir=project_dir,
         target=str(chosen),
-        output=_render(outputs[chosen]),
+        output=output,
         raw_schema=os.environ.get("TRACKHOUSE_RAW_SCHEMA", DEFAULT_RAW_SCHEMA),
     )
