@@ -35,8 +35,10 @@ demo: setup
 build: setup
 	$(DBT) build $(DBT_ARGS)
 
-## test: ruff, sqlfluff and pytest (DuckDB and PostgreSQL)
-test: setup lint sqlfluff pytest
+## test: system packages when missing, then ruff, sqlfluff and pytest (DuckDB and PostgreSQL)
+# The one test command (the README's and CI's): on a fresh machine it installs what
+# the tests need first (scripts/system-deps.sh; apt when root, else it names the command).
+test: setup system-deps lint sqlfluff pytest
 
 lint: setup
 	$(BIN)/ruff check python orchestration tests bench
@@ -51,12 +53,12 @@ pytest: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## dagster: the Dagster UI on the demo warehouse (http://127.0.0.1:3000)
-# DAGSTER_HOME under data/ keeps run history, schedule state and the sensor's cursor
+# [tool.dagster] in pyproject.toml names the code location. DAGSTER_HOME under data/ keeps
+# run history, schedule state and the sensor's cursor
 # across restarts (so landing files are never launched twice).
 dagster: setup
 	mkdir -p data/dagster data/landing && cp dagster.yaml data/dagster/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/data/dagster $(BIN)/dagster dev -m orchestration.definitions \
-		-h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/data/dagster $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 ## bench: the load benchmark (see bench/)
 bench: setup

@@ -272,7 +272,7 @@ def main() -> None:
         results["generated"] = {**counts, "seconds": round(seconds, 2)}
         print(f"generated {counts} in {seconds:.1f}s")
 
-        dbt(env, "seed", "--select", "bot_user_agents", *target)
+        dbt(env, "seed", "--select", "bot_user_agents", "channel_rules", "channel_hosts", *target)
         dbt(env, "run", "--select", *MODELS, *target)  # warm-up: parse, caches
         build = dbt(env, "run", "--select", *MODELS, *target)
         run_results = json.loads((workdir / "target" / "run_results.json").read_text())

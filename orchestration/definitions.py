@@ -1,4 +1,5 @@
-"""The Dagster code location: `dagster dev -m orchestration.definitions` (make dagster).
+"""The Dagster code location: `dagster dev` in the project root ([tool.dagster] in
+pyproject.toml names this module; `make dagster` adds a persistent DAGSTER_HOME).
 
 One asset graph from the NDJSON files in the landing folder to every mart:
 ingestion (`raw/<table>`) -> dbt seeds, staging, intermediate, marts; dbt tests
@@ -26,14 +27,14 @@ log = logging.getLogger(__name__)
 
 def build_definitions(environment: Environment | None = None) -> dg.Definitions:
     environment = environment or load_environment()
-    manifest_path = prepare_manifest(environment)
+    manifest_path = prepare_manifest(environment.settings)
     marts = marts_by_area(json.loads(manifest_path.read_text(encoding="utf-8")))
     present = {name for names in marts.values() for name in names}
     for name in missing_previews(present):
         log.warning("mart %s is not in the dbt project (yet): no preview on its page", name)
 
     raw_files = build_ingestion_assets(environment)
-    dbt_assets = build_dbt_assets(dbt_project(environment), manifest_path)
+    dbt_assets = build_dbt_assets(dbt_project(environment.settings), manifest_path)
     load_job = dg.define_asset_job(
         LOAD_JOB_NAME,
         selection=dg.AssetSelection.assets(raw_files),

@@ -26,12 +26,11 @@ from typing import Any
 from trackhouse.errors import ConfigError
 from trackhouse.settings import Settings, load_settings
 
+from .project import dbt_project
+
 # Assets that write the warehouse share this pool; dagster.yaml gives every pool a
 # limit of 1, so ingestion and dbt never write the same DuckDB file at once.
 WAREHOUSE_POOL = "trackhouse_warehouse"
-# Where Dagster keeps its dbt manifest and run artifacts, inside the dbt target folder
-# but apart from `target/` itself (make build) and the tests' `target/pytest-*`.
-DBT_TARGET_PATH = Path("target") / "dagster"
 DEFAULT_LANDING_DIR = Path("data") / "landing"
 
 
@@ -108,12 +107,11 @@ def build_resources(environment: Environment) -> dict[str, Any]:
     profile target (and with it the dbt adapter and the SQLAlchemy URL) differs."""
     from dagster_dbt import DbtCliResource
 
-    from .project import dbt_project
     from .resources import LandingFolder, Warehouse
 
     return {
         "dbt": DbtCliResource(
-            project_dir=dbt_project(environment),
+            project_dir=dbt_project(environment.settings),
             dbt_executable=environment.dbt_executable,
             target=environment.target,
         ),

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from trackhouse import overview
 from trackhouse import schema as raw_schema
 from trackhouse.engine import get_engine
 from trackhouse.settings import Settings
@@ -100,27 +101,13 @@ class Relation:
 
 
 def _top_campaigns(conn: sa.Connection, rel: Relation) -> str:
-    t = rel.table("attribution_model", "touchpoint_id", "utm_source", "utm_campaign")
-    conversions = sa.func.count().label("conversions")
-    query = (
-        sa.select(t.c.utm_source, t.c.utm_campaign, conversions)
-        .where(t.c.attribution_model == "last_touch", t.c.touchpoint_id.is_not(None))
-        .group_by(t.c.utm_source, t.c.utm_campaign)
-        .order_by(conversions.desc(), t.c.utm_source, t.c.utm_campaign)
-        .limit(PREVIEW_ROWS)
-    )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return markdown_table(rows, ["utm_source", "utm_campaign", "conversions"])
+    rows = overview.top_campaigns(conn, rel.schema, PREVIEW_ROWS, table=rel.name)
+    return markdown_table(rows, overview.CAMPAIGN_COLUMNS)
 
 
 def _monthly_usage(conn: sa.Connection, rel: Relation) -> str:
-    names = ["calendar_year_month", "registered_users", "activated_users", "active_users"]
-    t = rel.table("period_start", *names)
-    query = (
-        sa.select(*(t.c[n] for n in names)).order_by(t.c.period_start.desc()).limit(PREVIEW_ROWS)
-    )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return markdown_table(list(reversed(rows)), names)
+    rows = overview.latest_months(conn, rel.schema, PREVIEW_ROWS, table=rel.name)
+    return markdown_table(rows, overview.MONTH_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -149,6 +136,73 @@ PREVIEWS: dict[str, Preview] = {
         _top_campaigns,
     ),
 }
+
+
+# -- engagement and multi-touch previews (issue 15) ----------------------------
+
+
+def _retention_grid(conn: sa.Connection, rel: Relation) -> str:
+    """The last 12 monthly sign-up cohorts x months since sign-up: share still active."""
+    t = rel.table("grain", "cohort_start_date", "period_index", "cohort_users", "retention")
+    cohorts = (
+        sa.select(t.c.cohort_start_date)
+        .where(t.c.grain == "month")
+        .group_by(t.c.cohort_start_date)
+        .order_by(t.c.cohort_start_date.desc())
+        .limit(PREVIEW_ROWS)
+        .subquery()
+    )
+    query = (
+        sa.select(t.c.cohort_start_date, t.c.period_index, t.c.cohort_users, t.c.retention)
+        .where(t.c.grain == "month", t.c.cohort_start_date.in_(sa.select(cohorts.c[0])))
+        .order_by(t.c.cohort_start_date, t.c.period_index)
+    )
+    grid: dict[Any, dict[str, Any]] = {}
+    periods: set[int] = set()
+    for r in conn.execute(query):
+        row = grid.setdefault(
+            r.cohort_start_date, {"cohort": str(r.cohort_start_date)[:7], "users": r.cohort_users}
+        )
+        row[f"M{r.period_index}"] = f"{float(r.retention):.0%}"
+        periods.add(int(r.period_index))
+    columns = ["cohort", "users", *(f"M{i}" for i in sorted(periods))]
+    return markdown_table(list(grid.values()), columns)
+
+
+def _credits_by_channel(conn: sa.Connection, rel: Relation) -> str:
+    """Valid conversions credited to each channel, one column per model."""
+    t = rel.table("attribution_model", "channel", "credit", "is_valid")
+    query = (
+        sa.select(t.c.channel, t.c.attribution_model, sa.func.sum(t.c.credit).label("credited"))
+        .where(t.c.is_valid)
+        .group_by(t.c.channel, t.c.attribution_model)
+        .order_by(t.c.channel, t.c.attribution_model)
+    )
+    table: dict[Any, dict[str, Any]] = {}
+    models: list[str] = []
+    for r in conn.execute(query):
+        table.setdefault(r.channel, {"channel": r.channel})[r.attribution_model] = (
+            f"{float(r.credited):,.1f}"
+        )
+        if r.attribution_model not in models:
+            models.append(r.attribution_model)
+    return markdown_table(list(table.values())[:PREVIEW_ROWS], ["channel", *sorted(models)])
+
+
+PREVIEWS.update(
+    {
+        "retention_cohorts": Preview(
+            "preview: retention by monthly sign-up cohort (share still active)",
+            ("grain", "cohort_start_date", "period_index", "cohort_users", "retention"),
+            _retention_grid,
+        ),
+        "attribution_credits": Preview(
+            "preview: valid conversions credited per channel, by model",
+            ("attribution_model", "channel", "credit", "is_valid"),
+            _credits_by_channel,
+        ),
+    }
+)
 
 
 def model_metadata(settings: Settings, node: Mapping[str, Any]) -> dict[str, Any]:

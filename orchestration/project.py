@@ -1,89 +1,95 @@
-"""The dbt project as Dagster sees it, and its manifest.
+"""The dbt project as Dagster sees it; dagster-dbt prepares its manifest.
 
-No manifest is committed: `prepare_manifest()` runs `dbt parse` into
-`target/dagster/` when the manifest is missing, older than any file of the dbt
-project, or was parsed for another adapter (the target changed). `dagster dev`,
-the run workers and the tests all go through it; a file lock keeps two processes
-from parsing at once.
+No manifest is committed. dagster-dbt's own preparation (`dbt deps` when there are
+packages, then `dbt parse`) writes it to `target/dagster/<target>/` — one folder per
+profile target, so a DuckDB manifest is never read for PostgreSQL:
+
+- under `dagster dev` (`DAGSTER_IS_DEV_CLI`), `DbtProject.prepare_if_dev()` parses on
+  every load, so an edited model shows after "Reload";
+- for a deployment, `dagster-dbt project prepare-and-package --file
+  orchestration/project.py` prepares `trackhouse_dbt` (the configured target) once at
+  build time, and the code location only reads the manifest;
+- anywhere else (a fresh clone, the tests, `dagster definitions validate`) a missing
+  manifest is prepared the same way.
+
+A failing `dbt parse` is raised with dbt's message and the fix; an older manifest is
+never used in its place. This module does not import `orchestration.environment`
+(environment -> project, never back).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
-from filelock import FileLock
+from dagster_dbt import DbtProject
+from dagster_dbt.errors import DagsterDbtError
 
 from trackhouse.errors import ConfigError
+from trackhouse.settings import Settings, load_settings
 
-from .environment import DBT_TARGET_PATH, Environment
+# Where Dagster keeps its dbt manifest and run artifacts, inside the dbt target folder
+# but apart from `target/` itself (make build) and the tests' `target/pytest-*`.
+DBT_TARGET_PATH = Path("target") / "dagster"
 
-log = logging.getLogger(__name__)
-
-# What a parse reads: a change to any of these makes the manifest stale.
-PROJECT_FOLDERS = ("models", "macros", "seeds", "snapshots", "analyses", "tests/dbt")
-PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml")
-PROJECT_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".md", ".py")
-PARSE_TIMEOUT_SECONDS = 300
+_projects: dict[tuple[Path, str], DbtProject] = {}
 
 
-def project_inputs(project_dir: Path) -> Iterable[Path]:
-    """The files and folders a `dbt parse` of the project depends on (folders count:
-    adding or deleting a file changes their mtime)."""
-    for name in PROJECT_FILES:
-        path = project_dir / name
-        if path.exists():
-            yield path
-    for folder in PROJECT_FOLDERS:
-        root = project_dir / folder
-        if not root.is_dir():
-            continue
-        yield root
-        for path in root.rglob("*"):
-            if path.is_dir() or path.suffix in PROJECT_SUFFIXES:
-                yield path
+def dbt_project(settings: Settings) -> DbtProject:
+    """The DbtProject for this profile target (one object per project dir and target)."""
+    key = (settings.project_dir, settings.target)
+    if key not in _projects:
+        _projects[key] = DbtProject(
+            project_dir=settings.project_dir,
+            target_path=DBT_TARGET_PATH / settings.target,
+            target=settings.target,
+        )
+    return _projects[key]
 
 
-def manifest_staleness(manifest_path: Path, project_dir: Path, adapter_type: str) -> str | None:
-    """Why the manifest must be (re)built, or None when it is up to date."""
-    if not manifest_path.is_file():
-        return f"no manifest at {manifest_path}"
-    built = manifest_path.stat().st_mtime
-    for path in project_inputs(project_dir):
-        try:
-            if path.stat().st_mtime > built:
-                return f"{path.relative_to(project_dir)} changed after the last parse"
-        except FileNotFoundError:  # deleted while we looked: its folder's mtime tells
-            continue
+@contextmanager
+def _dbt_on_path() -> Iterator[None]:
+    """dagster-dbt's preparer runs `dbt` from PATH: put the dbt installed beside this
+    Python (the project's virtualenv) first, also when the venv is not activated."""
+    saved = os.environ.get("PATH", "")
+    beside = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([beside, saved]) if saved else beside
     try:
-        with open(manifest_path, encoding="utf-8") as f:
-            # The adapter is in the first few hundred bytes; no need to load 1 MB.
-            head = f.read(4096)
-        parsed_for = _adapter_type(head) or _adapter_type_full(manifest_path)
-    except OSError as exc:
-        return f"the manifest cannot be read ({exc})"
-    if parsed_for != adapter_type:
-        return f"the manifest was parsed for {parsed_for!r}, the target is {adapter_type!r}"
-    return None
+        yield
+    finally:
+        os.environ["PATH"] = saved
 
 
-def _adapter_type(head: str) -> str | None:
-    marker = '"adapter_type": "'
-    start = head.find(marker)
-    if start < 0:
-        return None
-    start += len(marker)
-    end = head.find('"', start)
-    return head[start:end] if end > start else None
+def prepare_manifest(settings: Settings, *, refresh: bool = False) -> Path:
+    """The manifest of the dbt project for this target, prepared by dagster-dbt.
 
-
-def _adapter_type_full(manifest_path: Path) -> str | None:
-    with open(manifest_path, encoding="utf-8") as f:
-        return json.load(f).get("metadata", {}).get("adapter_type")
+    Parses under `dagster dev`, when the manifest is missing, or with `refresh=True`;
+    otherwise the manifest prepared at deploy time is used as it is.
+    """
+    project = dbt_project(settings)
+    try:
+        with _dbt_on_path():
+            if refresh or not project.manifest_path.is_file():
+                project.preparer.prepare(project)
+            else:
+                project.prepare_if_dev()
+    except DagsterDbtError as exc:
+        raise ConfigError(
+            f"dbt could not parse the project in {settings.project_dir} for target "
+            f"{settings.target!r}, so Dagster has no manifest: {exc}\nFix the dbt project "
+            "(`dbt parse --profiles-dir . --project-dir .` shows the error) and reload the "
+            "code location."
+        ) from exc
+    if not project.manifest_path.is_file():
+        raise ConfigError(
+            f"no dbt manifest at {project.manifest_path}; prepare it with "
+            "`dagster-dbt project prepare-and-package --file orchestration/project.py`."
+        )
+    return project.manifest_path
 
 
 def marts_by_area(manifest: dict[str, Any]) -> dict[str, set[str]]:
@@ -100,58 +106,6 @@ def marts_by_area(manifest: dict[str, Any]) -> dict[str, set[str]]:
     return found
 
 
-_projects: dict[tuple[Path, str], DbtProject] = {}
-
-
-def dbt_project(environment: Environment) -> DbtProject:
-    """The DbtProject for this environment (one object per project dir and target)."""
-    key = (environment.project_dir, environment.target)
-    if key not in _projects:
-        _projects[key] = DbtProject(
-            project_dir=environment.project_dir,
-            target_path=DBT_TARGET_PATH,
-            target=environment.target,
-        )
-    return _projects[key]
-
-
-def _parse(project: DbtProject, executable: str) -> None:
-    resource = DbtCliResource(project_dir=project, dbt_executable=executable)
-    resource.cli(["parse", "--quiet"], target_path=project.target_path).wait()
-
-
-def prepare_manifest(environment: Environment) -> Path:
-    """A manifest that matches the dbt project on disk; parses only when needed.
-
-    When a parse fails (a model being written has an error) and an older manifest
-    exists, that one is used and the failure is logged; without any manifest the
-    error is raised with dbt's message.
-    """
-    project = dbt_project(environment)
-    adapter_type = str(environment.settings.output["type"])
-    if manifest_staleness(project.manifest_path, environment.project_dir, adapter_type) is None:
-        return project.manifest_path
-    project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(project.manifest_path.with_suffix(".lock")), timeout=PARSE_TIMEOUT_SECONDS)
-    with lock:
-        # Another process may have parsed while we waited for the lock.
-        reason = manifest_staleness(project.manifest_path, environment.project_dir, adapter_type)
-        if reason is None:
-            return project.manifest_path
-        log.info("dbt parse into %s: %s", project.manifest_path.parent, reason)
-        try:
-            _parse(project, environment.dbt_executable)
-        except Exception as exc:
-            if project.manifest_path.is_file():
-                log.warning(
-                    "dbt parse failed, using the previous manifest %s: %s",
-                    project.manifest_path,
-                    exc,
-                )
-                return project.manifest_path
-            raise ConfigError(
-                f"dbt parse failed, so Dagster has no manifest at {project.manifest_path}: "
-                f"{exc}\nFix the dbt project (`dbt parse --profiles-dir . --project-dir .` "
-                "shows the error) and reload the code location."
-            ) from exc
-    return project.manifest_path
+# The project of the configured target (TRACKHOUSE_TARGET): what `dagster-dbt project
+# prepare-and-package --file orchestration/project.py` finds and prepares.
+trackhouse_dbt = dbt_project(load_settings())

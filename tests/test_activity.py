@@ -25,6 +25,8 @@ from trackhouse.query import relation
 from factories import group, identify, page, track
 
 MARTS = ["active_users", "usage_calendar_monthly", "usage_subscription_periods", "usage_daily"]
+# what the query API reads besides those
+MARTS += ["users", "accounts", "activity_events"]
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
 
@@ -90,6 +92,8 @@ def test_record_activity_rate_limit_keeps_hourly_activity_exact(warehouse):
         "activity_hourly",
         "+usage_calendar_monthly",
         "+usage_subscription_periods",
+        "+users",
+        "+activity_events",
         vars={"as_of": "2024-03-31"},
     )
     rows = mart(warehouse, "activity_hourly", "user_id, hour_start")
@@ -302,10 +306,7 @@ def test_usage_marts_api_and_cli_new_york(warehouse):
     s = warehouse.settings
 
     # Users: joined_at stated or first seen; current is_active; account by traits or group.
-    users = {
-        r["user_id"]: r
-        for r in warehouse.query(f"select * from {relation('int_users_resolved', s)}")
-    }
+    users = {r["user_id"]: r for r in warehouse.query(f"select * from {relation('users', s)}")}
     assert users["carol"]["joined_at"] == utc("2024-07-01 03:30:00")
     assert not users["carol"]["is_joined_at_stated"]
     assert (users["bob"]["is_active"], users["bob"]["account_id"]) == (False, "beta")
@@ -403,11 +404,28 @@ def test_usage_marts_api_and_cli_new_york(warehouse):
     # The query API computes the same numbers from activity_hourly and the users.
     kw = {"timezone": TZ_NY, "as_of": AS_OF, "settings": s}
     assert api.calendar_monthly_usage(**kw) == monthly
-    for account in (None, "acme", "beta"):
+    # The site and beta start at a local midnight: the API gives the mart's rows.
+    for account in (None, "beta"):
         for kind in ("month", "quarter", "year"):
             assert api.subscription_usage(kind=kind, account_id=account, **kw) == by(
                 periods, account_id=account, period_kind=kind
             ), (account, kind)
+    # acme starts at its first group call, Jan 31 15:00 local: the mart anchors
+    # at that date, the API at that instant (souvenirs keeps the time of day), so
+    # dave's Jun 30 08:00 identify is in the period before Jun 30 15:00.
+    acme_exact = api.subscription_usage(account_id="acme", **kw)
+    assert acme_exact[0]["period_start"] == utc("2024-01-31 20:00:00")  # 15:00 EST
+    assert acme_exact[5]["period_start"] == utc("2024-06-30 19:00:00")  # 15:00 EDT
+    assert acme_exact[-1]["period_end"] == utc("2024-08-11 04:00:00")
+    assert counts(acme_exact, "registered_users", "active_users") == [
+        (1, 1),  # alice's group call at 15:00 local is the first instant
+        (1, 1),
+        (1, 0),
+        (1, 0),
+        (2, 1),  # dave, Jun 30 08:00 local
+        (2, 1),  # alice, Jun 30 23:59:59 and Jul 1 00:00 local
+        (2, 0),
+    ]
     daily = mart(warehouse, "usage_daily", "usage_date")
     assert api.daily_usage(**kw) == daily
     active = mart(warehouse, "active_users", "grain, period_start")
@@ -464,9 +482,12 @@ def test_usage_marts_api_and_cli_new_york(warehouse):
     assert cli_json("usage", "--daily", "--account", "acme", *common) == orjson.loads(
         to_json(acme_daily)
     )
-    # acme's days start at its subscription start and count its members only.
+    # acme's days start at its subscription start, 15:00 local, and count its
+    # members only: [Jun 29 15:00, Jun 30 15:00) has dave (08:00), the next alice.
     assert acme_daily[0]["usage_date"] == date(2024, 1, 31)
-    assert by(acme_daily, usage_date=date(2024, 6, 30))[0]["active_users"] == 2  # alice, dave
+    assert acme_daily[0]["period_start"] == utc("2024-01-31 20:00:00")
+    assert by(acme_daily, usage_date=date(2024, 6, 29))[0]["active_users"] == 1
+    assert by(acme_daily, usage_date=date(2024, 6, 30))[0]["active_users"] == 1
     assert cli_json("active-users", "--grain", "month", *common) == orjson.loads(
         to_json(by(active, grain="month"))
     )
@@ -496,7 +517,7 @@ def test_amsterdam_months_and_days_across_dst(warehouse):
     ]
     load(warehouse, events)
     vars = {"report_timezone": "Europe/Amsterdam", "as_of": "2024-11-05"}
-    build(warehouse, "+active_users", "+usage_calendar_monthly", "+usage_daily", vars=vars)
+    build(warehouse, *(f"+{m}" for m in MARTS), vars=vars)
     s = warehouse.settings
 
     monthly = mart(warehouse, "usage_calendar_monthly", "period_start")
@@ -554,15 +575,20 @@ def test_clamped_months_count_from_the_anchor_not_the_previous_boundary():
     assert api.months_between_clamped(jan_31, date(2023, 3, 30)) == 1
     assert api.months_between_clamped(jan_31, date(2023, 3, 31)) == 2
     assert api.months_between_clamped(jan_31, date(2023, 1, 30)) == -1
-    leap = list(api.subscription_periods(date(2024, 2, 29), "year", end_date=date(2028, 3, 2)))
+
+    # Subscription periods run between instants (here midnights in UTC).
+    def at(*args: int) -> datetime:
+        return datetime(*args, tzinfo=UTC)
+
+    leap = list(api.subscription_periods(at(2024, 2, 29), "year", end=at(2028, 3, 2)))
     assert [(i, s, e, label) for i, s, e, label in leap] == [
-        (1, date(2024, 2, 29), date(2025, 2, 28), "Y01"),
-        (2, date(2025, 2, 28), date(2026, 2, 28), "Y02"),
-        (3, date(2026, 2, 28), date(2027, 2, 28), "Y03"),
-        (4, date(2027, 2, 28), date(2028, 2, 29), "Y04"),
-        (5, date(2028, 2, 29), date(2028, 3, 2), "Y05"),
+        (1, at(2024, 2, 29), at(2025, 2, 28), "Y01"),
+        (2, at(2025, 2, 28), at(2026, 2, 28), "Y02"),
+        (3, at(2026, 2, 28), at(2027, 2, 28), "Y03"),
+        (4, at(2027, 2, 28), at(2028, 2, 29), "Y04"),
+        (5, at(2028, 2, 29), at(2028, 3, 2), "Y05"),
     ]
-    quarters = list(api.subscription_periods(date(2024, 1, 31), "quarter", date(2025, 6, 1)))
+    quarters = list(api.subscription_periods(at(2024, 1, 31), "quarter", at(2025, 6, 1)))
     assert [label for *_, label in quarters] == [
         "Y01 Q1",
         "Y01 Q2",

@@ -267,13 +267,15 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
             for group in ("ingestion", "staging", "activity", "attribution", "statistics"):
                 assert page.get_by_text(group, exact=True).first.is_visible(), group
 
-            # Meanwhile the daemon's landing sensor has loaded the dropped file.
+            # Meanwhile the daemon's landing sensor has loaded the dropped file. (Deadlines
+            # are generous: under `dagster dev` the run worker and each step worker load the
+            # code location, and dagster-dbt's prepare_if_dev parses the dbt project in each.)
             sensor_run = wait_for(
                 "the landing sensor's run to succeed",
                 lambda: next(
                     (r for r in dagster_dev.runs(sensor_tag) if r["status"] == "SUCCESS"), None
                 ),
-                timeout=150,
+                timeout=420,
                 every=1,
             )
             assert sensor_run["jobName"] == "load_landing_file"
@@ -288,7 +290,7 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
                     return run
                 return None
 
-            run = wait_for(f"run {prefix} to finish", finished, timeout=300, every=2)
+            run = wait_for(f"run {prefix} to finish", finished, timeout=600, every=2)
             assert run["status"] == "SUCCESS", dagster_dev.run_failures(run["runId"])
             assert run["jobName"] == "__ASSET_JOB"
 

@@ -151,3 +151,22 @@ def test_the_vectorised_path_takes_exactly_the_plain_page_views():
     touchpoints = rows.tables["touchpoints"].column("line_number").to_pylist()
     # no tracking parameter, '#?utm', '?a=1?utm', 'utm_sourcex', an empty url: no touchpoint
     assert set(touchpoints) == plain - {6, 8, 9, 10, 13}
+
+
+def test_the_vectorised_path_reads_what_the_declaration_says():
+    """fastpath.py derives what it reads from parsing.FIELDS: the page view's fields."""
+    from trackhouse import fastpath
+    from trackhouse.parsing import OBJECT_PATHS, fields_for
+
+    declared = {f.path: f for f in fields_for("page")}
+    # Every field it reads is declared for a page view, with a kind it can take plainly.
+    assert set(fastpath.STRUCT_PATHS) <= set(declared)
+    assert all(declared[p].kind in fastpath.PLAIN_KINDS for p in fastpath.STRUCT_PATHS)
+    assert {f.kind for f in declared.values()} <= set(fastpath.PLAIN_KINDS)
+    # It checks the JSON kind of every declared field, and nothing else.
+    assert [path for path, _ in fastpath._FIELDS] == [f.json_path for f in declared.values()]
+    # Every object a page view is read from is checked for duplicated keys.
+    objects = {p for p in OBJECT_PATHS if not p or p in declared}
+    assert {p.removeprefix("$").removeprefix(".") for p in fastpath._OBJECTS} == objects
+    # Fields it does not write (a campaign) must be absent for it to take the line.
+    assert set(fastpath.OVERRIDES) <= set(declared)

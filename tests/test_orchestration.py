@@ -123,8 +123,9 @@ def dagster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterEnv
         from orchestration.project import prepare_manifest
 
         environment = load_environment()
+        # A fresh parse: the tests never see a manifest older than the models.
+        manifest = json.loads(prepare_manifest(environment.settings, refresh=True).read_text())
         defs = build_definitions(environment)
-        manifest = json.loads(prepare_manifest(environment).read_text())
         yield DagsterEnv(tmp, env, Path(env["TRACKHOUSE_LANDING_DIR"]), defs, manifest)
 
 
@@ -244,24 +245,48 @@ def test_markdown_tables_and_time_columns() -> None:
     assert time_column({"n": {"data_type": "integer"}, "x": {}}) is None
 
 
-def test_manifest_is_rebuilt_when_the_project_changes(tmp_path: Path) -> None:
-    from orchestration.project import manifest_staleness
+def test_a_dbt_parse_error_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dagster-dbt prepares the manifest; when dbt cannot parse the project, loading
+    fails with dbt's message instead of using the previous manifest."""
+    from orchestration.project import prepare_manifest
+    from trackhouse.errors import ConfigError
+    from trackhouse.settings import load_settings
 
-    (tmp_path / "models" / "staging").mkdir(parents=True)
-    model = tmp_path / "models" / "staging" / "stg_x.sql"
-    model.write_text("select 1 as x")
-    (tmp_path / "dbt_project.yml").write_text("name: x\n")
-    manifest = tmp_path / "target" / "manifest.json"
-    assert "no manifest" in str(manifest_staleness(manifest, tmp_path, "duckdb"))
-    manifest.parent.mkdir()
-    manifest.write_text(json.dumps({"metadata": {"adapter_type": "duckdb"}, "nodes": {}}))
-    past = time.time() - 100
-    for path in (model, model.parent, model.parent.parent, tmp_path / "dbt_project.yml"):
-        os.utime(path, (past, past))
-    assert manifest_staleness(manifest, tmp_path, "duckdb") is None
-    assert "parsed for 'duckdb'" in str(manifest_staleness(manifest, tmp_path, "postgres"))
-    model.write_text("select 2 as x")
-    assert "stg_x.sql changed" in str(manifest_staleness(manifest, tmp_path, "duckdb"))
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "tiny.sql"
+    model.write_text("select 1 as x\n")
+    (tmp_path / "dbt_project.yml").write_text(
+        "name: tiny\nversion: '1.0'\nprofile: trackhouse\nconfig-version: 2\n"
+    )
+    shutil.copy(ROOT / "profiles.yml", tmp_path / "profiles.yml")
+    monkeypatch.setenv("TRACKHOUSE_DUCKDB_PATH", str(tmp_path / "tiny.duckdb"))
+    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+    settings = load_settings("duckdb", tmp_path)
+    manifest = prepare_manifest(settings)
+    assert "model.tiny.tiny" in json.loads(manifest.read_text())["nodes"]
+
+    model.write_text("select * from {{ ref('no_such_model') }}\n")
+    monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")  # as under `dagster dev`
+    with pytest.raises(ConfigError, match="no_such_model") as failed:
+        prepare_manifest(settings)
+    assert "dbt parse --profiles-dir . --project-dir ." in str(failed.value)
+
+
+def test_dagster_definitions_validate_in_the_project_root(dagster_env: DagsterEnv) -> None:
+    """`dagster definitions validate` with no arguments: [tool.dagster] names the module."""
+    done = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate"],
+        cwd=ROOT,
+        env={**os.environ, **dagster_env.env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "All code locations passed validation" in done.stdout + done.stderr
 
 
 def test_environment_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -670,6 +695,14 @@ def test_everything_materializes_and_writers_take_turns(dagster_env: DagsterEnv)
     ].value.splitlines()
     assert campaigns[0] == "| utm_source | utm_campaign | conversions |"
     assert len(campaigns) >= 3 and "(no rows)" not in campaigns[2]
+    grid = materialized["retention_cohorts"][
+        "preview: retention by monthly sign-up cohort (share still active)"
+    ].value.splitlines()
+    assert grid[0].startswith("| cohort | users | M0 |") and "100%" in grid[2]
+    by_channel = materialized["attribution_credits"][
+        "preview: valid conversions credited per channel, by model"
+    ].value.splitlines()
+    assert "| data_driven |" in by_channel[0] and "time_decay" in by_channel[0]
     # dbt tests ran as asset checks, the raw tables' source tests included; none failed
     # at ERROR severity (a run with one fails: dbt exits non-zero).
     checks = result.get_asset_check_evaluations()

@@ -275,6 +275,13 @@ API_CALLS: list[tuple[str, str, dict[str, Any]]] = [
         {"model": "last_touch", "window_days": 7, "source_windows": {"google": 2}},
     ),
     ("attribution", "attribute_conversions", {"model": "last_touch", "valid_only": False}),
+    ("attribution", "attribution_credits", {"model": "data_driven", "valid_only": False}),
+    ("attribution", "attribution_credits", {"model": "time_decay", "half_life_days": 3}),
+    ("attribution", "attribution_by_channel", {"model": "position_based", "window_days": 14}),
+    ("attribution", "attribute_conversions", {"model": "last_touch", "exclude_direct": True}),
+    ("engagement", "retention", {"grain": "week"}),
+    ("engagement", "stickiness", {"start": "2024-03-20"}),
+    ("engagement", "lifecycle", {"grain": "month", "account_id": "acct-001"}),
     (
         "statistics",
         "statistics",
@@ -329,6 +336,8 @@ CLI_CALLS: list[list[str]] = [
     ["usage", "--account", "acct-001", "--kind", "quarter", *LOCAL_ARGS],
     ["attribution", "--model", "first_touch", "--window-days", "14", "--source-window", "bing=3"],
     ["attribution", "--model", "last_touch", "--all"],
+    ["attribution", "--model", "data_driven", "--by", "channel"],
+    ["attribution", "--model", "time_decay", "--half-life", "3", "--all"],
     ["statistics", "--metric", "users.user_count", "--period", "lifetime", "--by-object"],
 ]
 

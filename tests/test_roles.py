@@ -124,6 +124,9 @@ class Deployment:
                 conn.execute(sql)
             except psycopg.errors.InsufficientPrivilege:
                 return True
+            except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+                # a view that nobody can write to (the activity_events mart)
+                return "not automatically updatable" in str(exc)
         return False
 
 
@@ -180,7 +183,7 @@ def test_init_roles_creates_three_roles_and_is_idempotent(deployment: Deployment
 def test_only_an_admin_may_create_the_roles(deployment: Deployment) -> None:
     reader = as_role(deployment.pg, deployment.dbname, deployment.tmp / "reader", READER)
     done = reader.cli("init", "--roles", check=False)
-    assert done.returncode == 2
+    assert done.returncode == 1  # a failure (permission), not a usage error
     assert "'trackhouse_reader' may not create roles" in done.stderr
     assert "TRACKHOUSE_PG_USER=postgres" in done.stderr
 

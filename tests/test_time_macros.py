@@ -45,3 +45,19 @@ def test_local_midnights_across_dst(warehouse):
     assert values["after_jump"].startswith("2024-03-31 03:00:00")
     assert values["july_midnight"].startswith("2024-06-30 22:00:00")  # CEST: UTC+2
     assert values["late_october"][:10] == "2024-10-27"
+
+
+def test_as_of_is_taken_once_per_invocation_not_from_the_database_clock(warehouse):
+    """Every model of one build must cut at the same date, also when the build
+    crosses local midnight: as_of is the date of run_started_at (a literal
+    computed in Jinja), not now() read by each model's query."""
+    proc = warehouse.dbt(
+        "compile",
+        "--inline",
+        "select {{ trackhouse.as_of_date() }} as d, {{ trackhouse.build_started_at() }} as t",
+        vars={"report_timezone": "Pacific/Kiritimati"},
+    )
+    compiled = proc.stdout.lower()
+    assert "now()" not in compiled and "current_timestamp" not in compiled
+    today = datetime.now(ZoneInfo("Pacific/Kiritimati")).date().isoformat()
+    assert f"cast('{today}' as date)" in compiled

@@ -2,14 +2,19 @@
     The built-in metrics of SPEC 2.5 as tracker arguments, shared by the two
     statistics marts so the by-date and by-object numbers come from one definition.
     Each entry takes the arguments of track_by_date, plus object_column and
-    object_type for track_by_date_and_object. The metrics are rows of the
+    object_type for track_by_date_and_object; `by_date_where`, when given,
+    replaces `where` in statistics_by_date. conversion_value has one: a sum of
+    amounts in different currencies means nothing, so statistics_by_date sums
+    the conversions in var `currency` only (the default currency); every
+    currency has its own rows in statistics_by_date_and_object (object_type
+    'currency'). The metrics are rows of the
     trackhouse_metrics seed.
 #}
 {% macro statistics_builtin_trackers() -%}
     {{ return([
         {
             'metric': 'users.user_count',
-            'relation': ref('int_users_resolved'),
+            'relation': ref('trackhouse', 'int_users_resolved'),
             'timestamp_column': 'joined_at',
             'count_distinct': 'user_id',
             'object_column': 'account_id',
@@ -17,7 +22,7 @@
         },
         {
             'metric': 'activity.active_users',
-            'relation': ref('int_activity_days_accounted'),
+            'relation': ref('trackhouse', 'int_activity_days_accounted'),
             'date_column': 'activity_date',
             'count_distinct': 'user_id',
             'object_column': 'account_id',
@@ -25,7 +30,7 @@
         },
         {
             'metric': 'attribution.touchpoint_count',
-            'relation': ref('touchpoints'),
+            'relation': ref('trackhouse', 'touchpoints'),
             'timestamp_column': 'touched_at',
             'count_distinct': 'touchpoint_id',
             'object_column': 'utm_source',
@@ -33,7 +38,7 @@
         },
         {
             'metric': 'attribution.conversion_count',
-            'relation': ref('conversions'),
+            'relation': ref('trackhouse', 'conversions'),
             'timestamp_column': 'converted_at',
             'count_distinct': 'conversion_id',
             'where': 'is_valid',
@@ -42,10 +47,11 @@
         },
         {
             'metric': 'attribution.conversion_value',
-            'relation': ref('conversions'),
+            'relation': ref('trackhouse', 'conversions'),
             'timestamp_column': 'converted_at',
             'sum_column': 'value',
             'where': 'is_valid',
+            'by_date_where': "is_valid and currency = '" ~ var('currency', 'EUR') ~ "'",
             'object_column': 'currency',
             'object_type': 'currency',
         },

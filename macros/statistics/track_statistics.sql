@@ -24,6 +24,9 @@
       one (late events of any age, removed data; needs the `day` period),
     - `recompute_from`, a SQL date expression the caller may add.
     Rolling windows then read only facts from from_date - (longest window - 1) on.
+    A stored date it no longer produces (after as_of, or from from_date on but
+    without data) comes back with a null value: the caller deletes those rows
+    (the statistics marts do, in trackhouse.delete_vanished_statistics).
 #}
 {% macro track_statistics(
     metric,
@@ -433,6 +436,33 @@ tracker_values as (
     from tracker_cumulated
 ),
 
+{%- if incremental %}
+
+{# Stored dates this run no longer produces: after as_of (an earlier as_of), or
+   from from_date on but outside the grid (a first date moved later, an object
+   or the whole metric without data left). Each gets a null row per period;
+   the statistics marts delete null rows after their insert. #}
+tracker_vanished as (
+    select distinct
+        tracker_stored.object_id,
+        tracker_stored.stored_date
+    from tracker_stored
+    where
+        tracker_stored.stored_date > (select tracker_as_of.as_of_date from tracker_as_of)
+        or (
+            tracker_stored.stored_date >= (select tracker_recompute.from_date from tracker_recompute)
+            and not exists (
+                select 1
+                from tracker_grid
+                where
+                    tracker_grid.object_id = tracker_stored.object_id
+                    and tracker_grid.date_day = tracker_stored.stored_date
+            )
+        )
+),
+
+{%- endif %}
+
 tracker_final as (
     {%- for period in periods %}
     select
@@ -447,6 +477,20 @@ tracker_final as (
         value_{{ period }} as value
     from tracker_values
     where date_day >= (select tracker_recompute.from_date from tracker_recompute)
+    {%- if incremental %}
+    union all
+    select
+        cast('{{ domain_ref }}' as {{ dbt.type_string() }}) as domain,
+        cast('{{ metric_ref }}' as {{ dbt.type_string() }}) as metric,
+        cast('{{ period }}' as {{ dbt.type_string() }}) as period,
+        stored_date as date,
+        {%- if by_object %}
+        cast('{{ object_type }}' as {{ dbt.type_string() }}) as object_type,
+        object_id,
+        {%- endif %}
+        cast(null as numeric(38, 6)) as value
+    from tracker_vanished
+    {%- endif %}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 )

@@ -1,14 +1,15 @@
 {#
     The last date that statistics and reports cover: var `as_of` (YYYY-MM-DD),
-    else today in the report time zone (not the server's zone).
-    dbt.current_timestamp() carries a zone on both adapters, so it is converted
-    with a single `at time zone` (report_date() expects a zone-less UTC value).
+    else the date in the report time zone at which this dbt invocation started
+    (run_started_at), computed once in Jinja: every model of one build cuts at
+    the same date, also when the build crosses local midnight.
 #}
 {% macro as_of_date() -%}
     {%- set as_of = var('as_of', none) -%}
     {%- if as_of -%}
         cast('{{ as_of }}' as date)
     {%- else -%}
-        cast(({{ dbt.current_timestamp() }}) at time zone '{{ var("report_timezone", "UTC") }}' as date)
+        {%- set tz = modules.pytz.timezone(var('report_timezone', 'UTC')) -%}
+        cast('{{ run_started_at.astimezone(tz).strftime("%Y-%m-%d") }}' as date)
     {%- endif -%}
 {%- endmacro %}

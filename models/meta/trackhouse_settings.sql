@@ -17,7 +17,16 @@ settings as (
         cast('{{ tojson(var("source_windows", {})) }}' as {{ dbt.type_string() }}) as source_windows_json,
         cast('{{ var("currency", "EUR") }}' as {{ dbt.type_string() }}) as default_currency,
         cast({{ var('lookback_days', 3) }} as integer) as lookback_days,
-        cast({{ dbt.current_timestamp() }} as {{ dbt.type_string() }}) as built_at
+        {# retention (docs/privacy.md): read by trackhouse prune; null = keep forever #}
+        cast({{ var('raw_retention_days', none) if var('raw_retention_days', none) is not none else 'null' }} as integer)
+            as raw_retention_days,
+        cast({{ var('url_query_retention_days', none) if var('url_query_retention_days', none) is not none else 'null' }} as integer)
+            as url_query_retention_days,
+        cast({{ var('user_agent_retention_days', none) if var('user_agent_retention_days', none) is not none else 'null' }} as integer)
+            as user_agent_retention_days,
+        cast({{ dbt.current_timestamp() }} as {{ dbt.type_string() }}) as built_at,
+        {# the one instant every model of this build took "today" from #}
+        {{ trackhouse.build_started_at() }} as run_started_at
 ),
 
 final as (

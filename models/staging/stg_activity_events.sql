@@ -9,7 +9,9 @@ renamed as (
         event_id,
         user_id,
         occurred_at as active_at,
-        received_at
+        received_at,
+        {# the batch that wrote the row, in commit order; 0 = written before it was numbered #}
+        coalesce(load_sequence, 0) as load_sequence
     from source
 )
 

@@ -18,7 +18,9 @@ renamed as (
         is_active,
         custom_data as custom_data_json,
         source_object,
-        received_at
+        received_at,
+        {# the batch that wrote the row, in commit order; 0 = written before it was numbered #}
+        coalesce(load_sequence, 0) as load_sequence
     from source
 )
 

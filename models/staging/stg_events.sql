@@ -13,7 +13,9 @@ renamed as (
         user_id,
         source as source_name,
         line_number,
-        received_at
+        received_at,
+        {# the batch that wrote the row, in commit order; 0 = written before it was numbered #}
+        coalesce(load_sequence, 0) as load_sequence
     from source
 )
 

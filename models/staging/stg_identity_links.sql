@@ -11,7 +11,9 @@ renamed as (
         user_id,
         link_type,
         occurred_at as linked_at,
-        received_at
+        received_at,
+        {# the batch that wrote the row, in commit order; 0 = written before it was numbered #}
+        coalesce(load_sequence, 0) as load_sequence
     from source
 )
 

@@ -14,7 +14,9 @@ renamed as (
         referrer,
         user_agent,
         campaign as campaign_json,
-        received_at
+        received_at,
+        {# the batch that wrote the row, in commit order; 0 = written before it was numbered #}
+        coalesce(load_sequence, 0) as load_sequence
     from source
 )
 

@@ -12,7 +12,9 @@ renamed as (
         is_active,
         account_id,
         occurred_at as stated_at,
-        received_at
+        received_at,
+        {# the batch that wrote the row, in commit order; 0 = written before it was numbered #}
+        coalesce(load_sequence, 0) as load_sequence
     from source
 )
 

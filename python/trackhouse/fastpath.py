@@ -3,20 +3,24 @@
 Python (`parsing.add_event`) is the definition of what an event means and why it
 is rejected. Parsing every line in Python costs ~10 µs; so the loader first
 hands a whole chunk of lines to an in-memory DuckDB, which recognises, in one
-query, the `page` events whose every interpreted field has the plain expected
+query, the `page` events whose every declared field has the plain expected
 shape, and produces their raw rows as Arrow. Every other line (other types,
 anything unusual, anything invalid) goes to `add_event`, which accepts it or
-gives the reason. `tests/test_fastpath.py` checks that both paths give the same
-rows for the same lines.
+gives the reason. This path never rejects: it only takes lines Python would
+accept, with the rows Python would give. `tests/test_fastpath.py` and the
+property test `tests/test_parser_differential.py` check that.
 
-Known difference, by design: this path reads JSON as DuckDB does (RFC 8259 via
-yyjson). For an object with a duplicated key it takes the first value (orjson
-the last), and it accepts numbers beyond 64 bits or 1e400 in properties it does
-not interpret, which orjson refuses.
+The fields it reads, and the JSON kind each must have, are derived from
+`parsing.FIELDS` (the declaration of the `page` fields), as are the objects in
+which a duplicated key sends a line to Python (which rejects it when the key is
+one it reads). DuckDB reads JSON as yyjson does, which is more lenient than
+orjson (NaN and Infinity, trailing commas, numbers that overflow to infinity):
+lines with any of those are left to Python too, so both paths see the same JSON.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,55 +28,71 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .parsing import MAX_EVENT_BYTES, TRACKING_PARAMETERS
+from .parsing import MAX_DEPTH, MAX_EVENT_BYTES, OBJECT_PATHS, TRACKING_PARAMETERS, fields_for
 
-# Plain ISO 8601 with a valid-looking time and an explicit offset; anything else
-# (other ISO forms, leap seconds, no offset) is left to the Python parser.
-_TIMESTAMP = (
-    r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
-    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
-)
-_TRACKING = "(^|&)(" + "|".join(TRACKING_PARAMETERS) + ")(=|&|$)"
-# A query-string name with an escape or '+' would decode to something else: Python decides.
-_ENCODED_NAME = r"(^|&)[^=&]*[%+][^=&]*(=|&|$)"
-
-# The fields this path reads, and the JSON kind each must have for the line to
-# be "plain" (anything else goes to the Python parser, which decides).
-_FIELDS = [
-    ("$.type", "VARCHAR"),
-    ("$.messageId", "VARCHAR"),
-    ("$.timestamp", "VARCHAR"),
-    ("$.anonymousId", "(VARCHAR|NULL)"),
-    ("$.userId", "(VARCHAR|NULL)"),
-    ("$.context", "(OBJECT|NULL)"),
-    ("$.context.page", "(OBJECT|NULL)"),
-    ("$.properties", "(OBJECT|NULL)"),
-    ("$.traits", "(OBJECT|NULL)"),
-    ("$.context.page.url", "(VARCHAR|NULL)"),
-    ("$.properties.url", "(VARCHAR|NULL)"),
-    ("$.context.page.referrer", "(VARCHAR|NULL)"),
-    ("$.properties.referrer", "(VARCHAR|NULL)"),
-    ("$.context.userAgent", "(VARCHAR|NULL)"),
-    ("$.context.campaign", "NULL"),
-]
+# The JSON kinds (json_type) each declared kind may have for the line to be plain.
+PLAIN_KINDS = {
+    "type": "VARCHAR",
+    "message_id": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "id": "(VARCHAR|NULL)",
+    "text": "(VARCHAR|NULL)",
+    "object": "(OBJECT|NULL)",
+}
+# A campaign object makes the touchpoint carry its JSON: Python writes that.
+OVERRIDES = {"context.campaign": "NULL"}
+PAGE_FIELDS = fields_for("page")
+_FIELDS = [(f.json_path, OVERRIDES.get(f.path, PLAIN_KINDS[f.kind])) for f in PAGE_FIELDS]
 _PATHS = [path for path, _ in _FIELDS]
+_OBJECTS = [
+    "$" + (f".{p}" if p else "")
+    for p in OBJECT_PATHS
+    if not p or p in {f.path for f in PAGE_FIELDS}
+]
+
+# Plain ISO 8601 (years 0001-9999) with a valid-looking time and an explicit
+# offset; anything else (other ISO forms, leap seconds, no offset) is left to
+# the Python parser. RE2's `$` matches only at the end of the text; `\z` says so.
+_TIMESTAMP = (
+    r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d{2}-\d{2}"
+    r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)\z"
+)
+_TRACKING = "(^|&)(" + "|".join(TRACKING_PARAMETERS) + r")(=|&|\z)"
+# A query-string name with an escape or '+' would decode to something else: Python decides.
+_ENCODED_NAME = r"(^|&)[^=&]*[%+][^=&]*(=|&|\z)"
+# What yyjson reads and orjson refuses: NaN/Infinity, trailing commas, numbers
+# that overflow a double. False positives (inside strings) only cost speed.
+_LENIENT_JSON = r"[:,\[]\s*[+-]?(?i:nan|inf)|,\s*[}\]]|\d[eE][+-]?\d{3}|\d{300}"
 # json_type over all paths, cast to text, matched once: far cheaper than one
 # json_type per field. A missing path reads NULL, a JSON null 'NULL': both absent.
-_KINDS = r"^\[" + ", ".join(k.replace("NULL", r"\x27?NULL\x27?") for _, k in _FIELDS) + r"\]$"
-_STRUCT = (
-    '{"type": "VARCHAR", "messageId": "VARCHAR", "timestamp": "VARCHAR", '
-    '"anonymousId": "VARCHAR", "userId": "VARCHAR", '
-    '"context": {"page": {"url": "VARCHAR", "referrer": "VARCHAR"}, "userAgent": "VARCHAR"}, '
-    '"properties": {"url": "VARCHAR", "referrer": "VARCHAR"}}'
-)
+_KINDS = r"^\[" + ", ".join(k.replace("NULL", r"\x27?NULL\x27?") for _, k in _FIELDS) + r"\]\z"
+# The struct json_transform reads: every declared scalar field, as text.
+STRUCT_PATHS = tuple(f.path for f in PAGE_FIELDS if f.kind != "object")
+
+
+def _struct(paths: tuple[str, ...]) -> str:
+    root: dict = {}
+    for path in paths:
+        *parents, leaf = path.split(".")
+        holder = root
+        for key in parents:
+            holder = holder.setdefault(key, {})
+        holder[leaf] = "VARCHAR"
+    return json.dumps(root)
+
+
+_STRUCT = _struct(STRUCT_PATHS)
 
 _QUERY = f"""
 with
 
 lines as (
     select line_number, line from th_chunk
-    where length(line) <= {MAX_EVENT_BYTES}
+    where strlen(line) <= {MAX_EVENT_BYTES}
         and not contains(line, '\\u0000')
+        and strlen(line) - strlen(replace(replace(line, '{{', ''), '[', '')) <= {MAX_DEPTH}
+        and not regexp_matches(line, '{_LENIENT_JSON}')
         and json_valid(line)
         and left(ltrim(line), 1) = '{{'
 ),
@@ -82,6 +102,7 @@ fields as (
         line_number,
         line,
         cast(json_type(line, {_PATHS!r}) as varchar) as kinds,
+        json_keys(line, {_OBJECTS!r}) as object_keys,
         json_transform(line, '{_STRUCT}') as s
     from lines
 ),
@@ -107,6 +128,8 @@ typed as (
     from fields
     where s.type = 'page'
         and regexp_matches(kinds, '{_KINDS}')
+        -- a key twice in an object the event is read from: Python decides
+        and len(list_filter(object_keys, lambda k: len(list_distinct(k)) < len(k))) = 0
 ),
 
 accepted as (
@@ -126,7 +149,7 @@ select
     coalesce(url, '') <> ''
         and regexp_matches(coalesce(query, ''), '{_TRACKING}') as is_touchpoint
 from accepted
-where occurred_at is not null
+where occurred_at between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
     and not regexp_matches(coalesce(query, ''), '{_ENCODED_NAME}')
 """
 

@@ -51,7 +51,7 @@ from typing import Any
 import orjson
 
 from .errors import InvalidEventError, ValueErrorWithKnownValues
-from .parsing import Batch, add_event, to_utc
+from .parsing import MAX_EVENT_BYTES, Batch, add_event, show, to_utc
 from .settings import Settings, load_settings
 from .spool import DEFAULT_MAX_BYTES, Spool, SpoolError, drain
 
@@ -68,6 +68,15 @@ OnError = Callable[[BaseException, str], None]
 
 def _iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds") + "Z"
+
+
+def _json_number(value: Any) -> Any:
+    """Decimals, and integers beyond 64 bits (which orjson refuses), as decimal text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(Decimal(value))
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -217,10 +226,18 @@ class Tracker:
             raise InvalidEventError("this Tracker is closed; create a new one to record more")
         try:
             _resolve_times(event)
+            event["receivedAt"] = _iso(received_at)
+            try:
+                line = orjson.dumps(event, default=_json_default)
+            except orjson.JSONEncodeError as exc:  # a lone surrogate, a non-string key
+                raise InvalidEventError(
+                    f"the call's values cannot be written as JSON ({exc}); pass strings "
+                    "(valid Unicode), numbers, booleans and dicts with string keys"
+                ) from exc
             add_event(
                 Batch(),  # validation only: the drain parses the spooled line again
                 event,
-                payload="",
+                payload=line.decode(),  # size, depth and NUL are checked on the JSON text
                 source=API_SOURCE,
                 line_number=None,
                 received_at=received_at,
@@ -229,8 +246,6 @@ class Tracker:
                 else self.allowed_events,
                 api=True,
             )
-            event["receivedAt"] = _iso(received_at)
-            line = orjson.dumps(event, default=_json_default)
         except Exception as exc:
             # Invalid input, or a value no parser rule foresaw: either way a
             # rejection with its reason, never another exception.
@@ -245,7 +260,7 @@ class Tracker:
             try:
                 payload = orjson.dumps(event, default=_json_default).decode()
             except Exception:
-                payload = repr(event)
+                payload = show(event, MAX_EVENT_BYTES // 8)
             try:
                 self.spool.append_rejected(payload, str(error), received_at)
             except SpoolError as spool_exc:
@@ -374,7 +389,7 @@ class Tracker:
         properties: dict[str, Any] = dict(custom_data or {})
         properties.update(
             conversion_id=conversion_id,
-            value=None if value is None else str(value),
+            value=None if value is None else str(_json_number(value)),
             currency=currency,
             is_confirmed=is_confirmed,
             source_object=None if source_object is None else _source_ref(source_object),
@@ -409,7 +424,7 @@ class Tracker:
             "conversion_id": conversion_id,
             "is_confirmed": is_confirmed,
             "is_active": is_active,
-            "value": None if value is None else str(value),
+            "value": None if value is None else str(_json_number(value)),
             "currency": currency,
         }
         return self._emit(
@@ -523,7 +538,7 @@ class Tracker:
                 "timestamp": _iso(moment),
                 "properties": {
                     "metric": metric,
-                    "value": str(value) if isinstance(value, Decimal) else value,
+                    "value": _json_number(value),
                     "period": period,
                     "date": (date or moment.date()).isoformat(),
                     "object_type": object_type,

@@ -8,7 +8,7 @@ received = accepted + rejected + duplicates skipped.
 from __future__ import annotations
 
 import gzip
-import hashlib
+import logging
 import os
 import sys
 import time
@@ -23,12 +23,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InvalidEventError, TrackhouseError
+from . import privacy
+from .errors import TrackhouseError
 from .fastpath import FastPath, FastRows
-from .parsing import MAX_EVENT_BYTES, Batch, add_event
+from .parsing import (  # noqa: F401 - rejected_id is imported from here by ingest
+    MAX_EVENT_BYTES,
+    Batch,
+    add_or_reject,
+    reject,
+    rejected_id,
+)
 from .settings import Settings, load_settings
 from .writer import WriteResult, write_batch
 
+log = logging.getLogger("trackhouse")
 BATCH_SIZE = 100_000
 MAX_EXAMPLES = 20
 
@@ -95,12 +103,6 @@ def _open(path: str) -> tuple[IO[bytes], int]:
     return raw, size
 
 
-def rejected_id(source: str, line_number: int | None, payload: str) -> str:
-    """Stable id of a rejected line, so loading a file twice records it once."""
-    digest = hashlib.sha256(f"{source}\0{line_number}\0{payload}".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:32]
-
-
 def _decode(line: bytes) -> tuple[str, str | None]:
     """The line as text, and a reason when it is not valid UTF-8."""
     try:
@@ -121,9 +123,11 @@ def parse_line(
     received_at: datetime,
     allowed_events: Collection[str] | None,
 ) -> str | None:
-    """Add one NDJSON line to `batch`; returns the rejection reason, if any."""
+    """Add one NDJSON line to `batch`, or a rejected row; returns the rejection
+    reason, if any. Never raises: whatever the bytes, the line is accounted for."""
+    reason: str | None
     if len(line) > MAX_EVENT_BYTES:
-        reason: str | None = (
+        reason = (
             f"line is {len(line):,} bytes; events over {MAX_EVENT_BYTES:,} bytes are not accepted "
             "(Segment's own limit is 32 KB); drop the oversized properties and reload the line"
         )
@@ -135,31 +139,26 @@ def parse_line(
             event = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             reason = f"malformed JSON: {exc}; fix the line so it is one JSON object"
+        except Exception as exc:  # pragma: no cover - orjson raises JSONDecodeError
+            reason = f"internal error while parsing: {type(exc).__name__}: {exc}"
         else:
-            try:
-                add_event(
-                    batch,
-                    event,
-                    payload=payload,
-                    source=source,
-                    line_number=line_number,
-                    received_at=received_at,
-                    allowed_events=allowed_events,
-                    api=source == "api",  # spooled Python API calls (spool.drain)
-                )
-                return None
-            except InvalidEventError as exc:
-                reason = str(exc)
-    assert reason is not None
-    batch.rejected.append(
-        (
-            rejected_id(source, line_number, payload),
-            source,
-            line_number,
-            payload,
-            reason,
-            received_at,
-        )
+            return add_or_reject(
+                batch,
+                event,
+                payload=payload,
+                source=source,
+                line_number=line_number,
+                received_at=received_at,
+                allowed_events=allowed_events,
+                api=source == "api",  # spooled Python API calls (spool.drain)
+            )
+    reject(
+        batch,
+        payload=payload,
+        reason=reason,
+        source=source,
+        line_number=line_number,
+        received_at=received_at,
     )
     return reason
 
@@ -232,13 +231,19 @@ def parse_chunk(
     if fast is not None:
         texts = _texts([line for _, line in chunk])
         numbered = [(n, t) for (n, _), t in zip(chunk, texts, strict=True) if t is not None]
-        fast_rows = fast.run(
-            [n for n, _ in numbered],
-            [t for _, t in numbered],
-            source=source,
-            received_at=received_at,
-        )
-        handled = set(fast_rows.line_numbers)
+        try:
+            fast_rows = fast.run(
+                [n for n, _ in numbered],
+                [t for _, t in numbered],
+                source=source,
+                received_at=received_at,
+            )
+            handled = set(fast_rows.line_numbers)
+        except Exception:  # the fast path only ever speeds things up
+            log.warning(
+                "trackhouse: vectorised parse failed; parsing the chunk in Python", exc_info=True
+            )
+            fast_rows = None
     for line_number, line in chunk:
         if line_number in handled:
             continue
@@ -307,6 +312,7 @@ def load_stream(
                 report=report,
                 fast=fast,
             )
+            privacy.suppress(batch, settings, report)  # forgotten ids: rejected "suppressed"
             if pending is not None:
                 _account(report, *pending, on_batch)
             pending = (writer.submit(write_batch, settings, batch), batch, chunk[-1][0])

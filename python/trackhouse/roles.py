@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from .engine import ensure_schema, get_engine
 from .errors import TrackhouseError
-from .schema import ALL_TABLES, events, rejected
+from .schema import ALL_TABLES
 from .settings import Settings, load_settings
 
 WRITER = "trackhouse_writer"
@@ -44,11 +44,9 @@ class RolesNotSupportedError(TrackhouseError):
 
 
 def _key_column(table: sa.Table) -> str:
-    if table is events:
-        return "message_id"
-    if table is rejected:
-        return "rejected_id"
-    return "event_id"
+    # message_id, rejected_id, event_id, or batches' load_sequence (the writer
+    # reads its max to number the next batch)
+    return next(iter(table.primary_key.columns)).name
 
 
 def _create_role(conn: sa.Connection, q: Any, role: str) -> bool:
@@ -155,6 +153,8 @@ def _grant_writer(conn: sa.Connection, q: Any, raw_schema: str) -> list[str]:
         name = f"{raw}.{q(table.name)}"
         conn.execute(sa.text(f"grant insert on {name} to {q(WRITER)}"))
         conn.execute(sa.text(f"grant select ({q(_key_column(table))}) on {name} to {q(WRITER)}"))
+    for name in ("suppressions", "privacy_key"):  # the loader's suppression check (privacy.py)
+        conn.execute(sa.text(f"grant select on {raw}.{q(name)} to {q(WRITER)}"))
     return [f"{WRITER}: may insert into the raw tables of schema {raw_schema}"]
 
 

@@ -10,6 +10,7 @@ each event means. `rejected` holds what could not be accepted, with the reason.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -40,6 +41,17 @@ def _received() -> Column:
     return Column("received_at", DateTime, nullable=False)
 
 
+# The batch that wrote a row, numbered in commit order (writer.py assigns it as
+# the batch commits): incremental models pick up what a batch added by
+# load_sequence > the largest one they have seen, which received_at cannot do
+# (it is stamped before the write, and batches of one load commit one by one).
+LOAD_SEQUENCE = "load_sequence"
+
+
+def _sequence() -> Column:
+    return Column(LOAD_SEQUENCE, BigInteger)
+
+
 events = Table(
     "events",
     metadata,
@@ -52,6 +64,7 @@ events = Table(
     Column("line_number", Integer),
     Column("payload", Text, nullable=False),
     _received(),
+    _sequence(),
     comment="Ledger of every accepted event with its original payload; the de-duplication key.",
 )
 
@@ -62,6 +75,7 @@ activity = Table(
     Column("user_id", Text, nullable=False),
     Column("occurred_at", DateTime, nullable=False),
     _received(),
+    _sequence(),
     comment="One row per event that has a user id: that user was active at occurred_at.",
 )
 
@@ -77,6 +91,7 @@ touchpoints = Table(
     Column("user_agent", Text),
     Column("campaign", Text),  # context.campaign as JSON text, when set
     _received(),
+    _sequence(),
     comment="Page views that carry tracking parameters, url/referrer/user agent as received.",
 )
 
@@ -96,6 +111,7 @@ conversion_events = Table(
     Column("custom_data", Text),
     Column("source_object", Text),
     _received(),
+    _sequence(),
     comment="Every state update of a conversion is a row; dbt folds them per conversion_id.",
 )
 
@@ -108,6 +124,7 @@ identity_links = Table(
     Column("link_type", Text, nullable=False),  # identify | alias
     Column("occurred_at", DateTime, nullable=False),
     _received(),
+    _sequence(),
     comment="An anonymous id (or previous id) seen together with a user id.",
 )
 
@@ -121,6 +138,7 @@ users = Table(
     Column("account_id", Text),
     Column("occurred_at", DateTime, nullable=False),
     _received(),
+    _sequence(),
     comment="User traits as stated at occurred_at; null = not stated (latest stated wins).",
 )
 
@@ -134,6 +152,7 @@ accounts = Table(
     Column("name", Text),
     Column("occurred_at", DateTime, nullable=False),
     _received(),
+    _sequence(),
     comment="Account (group) calls: membership of a user and the account's traits.",
 )
 
@@ -149,6 +168,7 @@ statistics = Table(
     Column("object_id", Text),
     Column("occurred_at", DateTime, nullable=False),
     _received(),
+    _sequence(),
     comment="Recorded statistics (record_statistic / NDJSON `statistic`); latest per key wins.",
 )
 
@@ -164,6 +184,51 @@ rejected = Table(
     comment="Input that was not accepted: the original payload, where it came from, and why.",
 )
 
+batches = Table(
+    "batches",
+    metadata,
+    Column(LOAD_SEQUENCE, BigInteger, primary_key=True, autoincrement=False),
+    Column("committed_at", DateTime, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    comment="One row per written batch, numbered in commit order (the load_sequence of its rows).",
+)
+
+# Privacy (privacy.py, docs/privacy.md). None of them holds a clear id.
+deletion_requests = Table(
+    "deletion_requests",
+    metadata,
+    Column("request_id", Text, primary_key=True),
+    Column("requested_at", DateTime, nullable=False),
+    Column("ids_hash", Text, nullable=False),  # keyed hash of the sorted ids asked
+    Column("id_count", Integer, nullable=False),  # user ids asked
+    Column("linked_id_count", Integer, nullable=False),  # anonymous ids found linked to them
+    Column("rows_deleted", Integer, nullable=False),
+    Column("rows_by_table", Text, nullable=False),  # JSON: {"touchpoints": 3, ...}
+    comment="Log of `trackhouse forget` requests: when, how many ids, rows per table; no ids.",
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),  # keyed hash (privacy.hash_id) of the id
+    Column("id_kind", Text, nullable=False),  # user | anonymous
+    Column("key_id", Text, nullable=False),  # which key made id_hash
+    Column("request_id", Text, nullable=False),
+    Column("suppressed_at", DateTime, nullable=False),
+    comment="Forgotten ids, as keyed hashes: the loader rejects their events (reason suppressed).",
+)
+
+privacy_key = Table(
+    "privacy_key",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("key_hex", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    comment="The hashing key, generated once when TRACKHOUSE_PRIVACY_KEY is not set.",
+)
+
+PRIVACY_TABLES = (deletion_requests, suppressions, privacy_key)
+
 # The typed tables an event can land in, in write order (ledger first).
 EVENT_TABLES = (
     activity,
@@ -174,7 +239,7 @@ EVENT_TABLES = (
     accounts,
     statistics,
 )
-ALL_TABLES = (events, *EVENT_TABLES, rejected)
+ALL_TABLES = (events, *EVENT_TABLES, rejected, batches)
 
 
 def columns(table: Table) -> list[str]:
@@ -189,3 +254,10 @@ def init_schema(engine: Engine, schema: str = DEFAULT_RAW_SCHEMA) -> None:
         if not inspect(conn).has_schema(schema):
             conn.execute(text(f'create schema if not exists "{schema}"'))
         metadata.create_all(conn.execution_options(schema_translate_map={None: schema}))
+        # Raw tables created before load_sequence existed get the column (rows: null).
+        for table in (events, *EVENT_TABLES):
+            names = {c["name"] for c in inspect(conn).get_columns(table.name, schema=schema)}
+            if LOAD_SEQUENCE not in names:
+                conn.execute(
+                    text(f'alter table "{schema}"."{table.name}" add column {LOAD_SEQUENCE} bigint')
+                )

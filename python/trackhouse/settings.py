@@ -13,9 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import yaml
-
 from .errors import ConfigError
 
 PROFILE_NAME = "trackhouse"
@@ -56,6 +53,8 @@ def _render(value: Any) -> Any:
     if isinstance(value, list):
         return [_render(v) for v in value]
     if isinstance(value, str) and "{{" in value:
+        import jinja2  # only for profiles that use env_var(): keeps `import trackhouse` light
+
         env = jinja2.Environment()
         env.filters["as_number"] = lambda v: int(v) if str(v).isdigit() else float(v)
         env.filters["as_bool"] = lambda v: str(v).lower() in ("1", "true", "yes")
@@ -163,6 +162,8 @@ def load_settings(target: str | None = None, project_dir: Path | None = None) ->
             f"no profiles.yml in {profiles_dir}; run trackhouse from the project directory "
             "or set TRACKHOUSE_PROJECT_DIR to it."
         )
+    import yaml
+
     profiles = yaml.safe_load(path.read_text()) or {}
     if PROFILE_NAME not in profiles:
         raise ConfigError(f"{path} has no profile named {PROFILE_NAME!r}; add one (see README).")

@@ -589,6 +589,7 @@ def drain(
     from .engine import lock_timeout as lock_timeout_for
     from .fastpath import FastPath
     from .loader import BATCH_SIZE, LoadReport, Progress, _chunks, parse_chunk
+    from .privacy import suppress
     from .settings import load_settings
     from .writer import write_batch
 
@@ -640,6 +641,7 @@ def drain(
                                     report=report,
                                     fast=fast,
                                 )
+                                suppress(batch, settings, report)  # forgotten ids (privacy.py)
                                 result = write_batch(settings, batch)
                                 report.accepted += result.new_events
                                 report.duplicates += (

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
+from . import overview
 from .engine import read_connection
 from .settings import Settings
 
@@ -38,110 +37,91 @@ MARTS = (
 )
 
 
-Names = Callable[[str], set[str]]
-Rows = Callable[[str], list[tuple[Any, ...]]]
+def _scalar(conn: sa.Connection, sql: str) -> Any:
+    return conn.execute(sa.text(sql)).scalar()
 
 
-@contextmanager
-def _reader(settings: Settings) -> Iterator[tuple[Names, Rows]]:
-    """(tables and views of a schema, rows of a query) on the target."""
-    if settings.is_spark:
-        from . import spark
-
-        session = spark.session(settings)
-
-        def spark_names(schema: str) -> set[str]:
-            if not session.catalog.databaseExists(schema):
-                return set()
-            return {t.name for t in session.catalog.listTables(schema)}
-
-        def spark_rows(sql: str) -> list[tuple[Any, ...]]:
-            return [tuple(row.values()) for row in spark.fetch(settings, sql)]
-
-        yield spark_names, spark_rows
-        return
+def collect(settings: Settings) -> dict[str, Any]:
+    """What is loaded and built: raw row counts, mart row counts and the overview
+    (latest month, conversions, top campaigns), as plain data (`--format json`)."""
+    found: dict[str, Any] = {
+        "target": settings.target,
+        "duckdb_path": str(settings.duckdb_path) if settings.is_duckdb else None,
+        "raw_tables": {},
+        "marts": {},
+        "latest_month": None,
+        "conversions": None,
+        "top_campaigns": [],
+    }
+    raw, mart = settings.raw_schema, settings.mart_schema
     with read_connection(settings) as conn:
         inspector = sa.inspect(conn)
-
-        def names(schema: str) -> set[str]:
-            return set(inspector.get_table_names(schema=schema)) | set(
+        names: dict[str, set[str]] = {}
+        for schema in (raw, mart):
+            names[schema] = set(inspector.get_table_names(schema=schema)) | set(
                 inspector.get_view_names(schema=schema)
             )
 
-        def rows(sql: str) -> list[tuple[Any, ...]]:
-            return [tuple(row) for row in conn.execute(sa.text(sql)).all()]
+        def count(schema: str, name: str) -> int:
+            return int(_scalar(conn, f'select count(*) from "{schema}"."{name}"'))
 
-        yield names, rows
+        found["raw_tables"] = {t: count(raw, t) for t in RAW_TABLES if t in names[raw]}
+        found["marts"] = {m: count(mart, m) for m in MARTS if m in names[mart]}
+        built = found["marts"]
+        if "usage_calendar_monthly" in built:
+            months = overview.latest_months(conn, mart, 1)
+            found["latest_month"] = months[0] if months else None
+        if "conversions" in built:
+            found["conversions"] = overview.conversion_counts(conn, mart)
+        if "conversion_attribution" in built:
+            found["top_campaigns"] = overview.top_campaigns(conn, mart, 3)
+    return found
+
+
+def to_text(found: dict[str, Any]) -> str:
+    """The summary in a few lines a person can read."""
+    lines = [
+        f"trackhouse on {found['target']}"
+        + (f" ({found['duckdb_path']})" if found["duckdb_path"] else "")
+    ]
+    counts = found["raw_tables"]
+    if "events" in counts:
+        lines.append(
+            f"events loaded: {counts.get('events', 0):,} "
+            f"(rejected {counts.get('rejected', 0):,}); "
+            + ", ".join(f"{t} {n:,}" for t, n in counts.items() if t not in ("events", "rejected"))
+        )
+    else:
+        lines.append("no events loaded yet: run `trackhouse load FILE` or `make demo`")
+    if found["marts"]:
+        lines.append(
+            "tables built: " + ", ".join(f"{m} ({n:,} rows)" for m, n in found["marts"].items())
+        )
+    else:
+        lines.append("no marts yet: run `dbt build`")
+    month = found["latest_month"]
+    if month:
+        lines.append(
+            f"latest month {month['calendar_year_month']}: {month['registered_users']:,} "
+            f"registered, {month['activated_users']:,} activated, "
+            f"{month['active_users']:,} active users"
+        )
+    conversions = found["conversions"]
+    if conversions:
+        lines.append(
+            f"conversions: {conversions['conversions']:,} "
+            f"({conversions['valid_conversions']:,} valid)"
+        )
+    if found["top_campaigns"]:
+        lines.append(
+            "top campaigns (last touch): "
+            + "; ".join(
+                f"{c['utm_source'] or '-'} / {c['utm_campaign'] or '-'}: {c['conversions']:,}"
+                for c in found["top_campaigns"]
+            )
+        )
+    return "\n".join(lines)
 
 
 def summary(settings: Settings) -> str:
-    inspector_names: dict[str, set[str]] = {}
-    lines = [
-        f"trackhouse on {settings.target}"
-        + (f" ({settings.duckdb_path})" if settings.is_duckdb else "")
-    ]
-    with _reader(settings) as (names_in, query):
-        for schema in (settings.raw_schema, settings.mart_schema):
-            inspector_names[schema] = names_in(schema)
-        raw, mart = settings.raw_schema, settings.mart_schema
-
-        def has(schema: str, name: str) -> bool:
-            return name in inspector_names[schema]
-
-        def count(schema: str, name: str) -> int:
-            return int(query(f'select count(*) from "{schema}"."{name}"')[0][0])
-
-        if has(raw, "events"):
-            counts = {t: count(raw, t) for t in RAW_TABLES if has(raw, t)}
-            lines.append(
-                f"events loaded: {counts.get('events', 0):,} "
-                f"(rejected {counts.get('rejected', 0):,}); "
-                + ", ".join(
-                    f"{t} {n:,}" for t, n in counts.items() if t not in ("events", "rejected")
-                )
-            )
-        else:
-            lines.append("no events loaded yet: run `trackhouse load FILE` or `make demo`")
-        built = [(m, count(mart, m)) for m in MARTS if has(mart, m)]
-        if built:
-            lines.append("tables built: " + ", ".join(f"{m} ({n:,} rows)" for m, n in built))
-        else:
-            lines.append("no marts yet: run `dbt build`")
-        names = {m for m, _ in built}
-        if "usage_calendar_monthly" in names:
-            row = next(
-                iter(
-                    query(
-                        "select calendar_year_month, registered_users, activated_users, "
-                        f'active_users from "{mart}".usage_calendar_monthly '
-                        "order by period_start desc limit 1"
-                    )
-                ),
-                None,
-            )
-            if row:
-                lines.append(
-                    f"latest month {row[0]}: {row[1]:,} registered, {row[2]:,} activated, "
-                    f"{row[3]:,} active users"
-                )
-        if "conversions" in names:
-            row = query(
-                f"select count(*), sum(case when is_valid then 1 else 0 end) "
-                f'from "{mart}".conversions'
-            )[0]
-            if row:
-                lines.append(f"conversions: {row[0]:,} ({row[1] or 0:,} valid)")
-        if "conversion_attribution" in names:
-            rows = query(
-                f"select utm_source, utm_campaign, count(*) as n "
-                f'from "{mart}".conversion_attribution '
-                f"where attribution_model = 'last_touch' and touchpoint_id is not null "
-                f"group by utm_source, utm_campaign order by n desc, utm_source, utm_campaign "
-                f"limit 3"
-            )
-            if rows:
-                lines.append(
-                    "top campaigns (last touch): "
-                    + "; ".join(f"{s or '-'} / {c or '-'}: {n:,}" for s, c, n in rows)
-                )
-    return "\n".join(lines)
+    return to_text(collect(settings))

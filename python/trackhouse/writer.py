@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 
 from .engine import ensure_schema, raw_connection
 from .parsing import Batch
-from .schema import ALL_TABLES, EVENT_TABLES, columns
+from .schema import ALL_TABLES, EVENT_TABLES, LOAD_SEQUENCE, batches
 from .settings import Settings
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
@@ -28,7 +29,12 @@ _ARROW_TYPES: dict[type, pa.DataType] = {
     sa.Boolean: pa.bool_(),
     sa.Integer: pa.int64(),
 }
-_TABLES = {t.name: t for t in ALL_TABLES}
+_TABLES = {t.name: t for t in ALL_TABLES if t is not batches}
+
+
+def _written(name: str) -> list[sa.Column]:
+    """The columns a batch carries (load_sequence is set as the batch commits)."""
+    return [c for c in _TABLES[name].columns if c.name != LOAD_SEQUENCE]
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
@@ -38,7 +44,7 @@ def _arrow_type(column: sa.Column) -> pa.DataType:
 
 
 def _arrow_schema(name: str) -> pa.Schema:
-    return pa.schema([(c.name, _arrow_type(c)) for c in _TABLES[name].columns])
+    return pa.schema([(c.name, _arrow_type(c)) for c in _written(name)])
 
 
 _SCHEMAS = {name: _arrow_schema(name) for name in _TABLES}
@@ -96,6 +102,27 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
         return _write_postgres(conn, settings.raw_schema, batch)
 
 
+def _names(name: str) -> list[str]:
+    return [c.name for c in _written(name)]
+
+
+def _insert(schema: str, name: str, sequence: int) -> str:
+    """`insert into` the raw table from the batch's temporary table, numbering
+    the rows with the batch's load_sequence."""
+    cols = ", ".join(f'"{c}"' for c in _names(name))
+    return (
+        f'insert into "{schema}"."{name}" ({cols}, {LOAD_SEQUENCE}) '
+        f"select {cols}, {int(sequence)} from th_batch_{name}"
+    )
+
+
+def _record_batch(execute: Any, schema: str, sequence: int, rows: int) -> None:
+    execute(
+        f'insert into "{schema}".batches values ({int(sequence)}, '
+        f"'{datetime.now(UTC).replace(tzinfo=None).isoformat()}', {int(rows)})"
+    )
+
+
 def _present(batch: Batch) -> list[str]:
     """The typed tables (not the ledger) that this batch has rows for."""
     names = set(batch.tables())
@@ -117,15 +144,22 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
             where message_id not in (select message_id from "{schema}".events)"""
         )
         new_events = con.execute("select count(*) from th_new").fetchone()[0]
+        # Numbered in commit order: a second writer in this process that takes the
+        # same number conflicts on batches' key and rolls back (DuckDB admits one
+        # writing process).
+        sequence = con.execute(
+            f'select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from "{schema}".batches'
+        ).fetchone()[0]
         con.execute(
-            f"""insert into "{schema}".events select * from th_batch_events
+            f"""{_insert(schema, "events", sequence)}
             where message_id in (select message_id from th_new)"""
         )
         for name in _present(batch):
             con.execute(
-                f"""insert into "{schema}"."{name}" select * from th_batch_{name}
+                f"""{_insert(schema, name, sequence)}
                 where event_id in (select message_id from th_new)"""
             )
+        _record_batch(con.execute, schema, sequence, new_events)
         new_rejected = 0
         if batch.rejected:
             before = con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0]
@@ -158,7 +192,7 @@ def _temp_table(name: str) -> str:
     """`create temp table th_batch_<name>` with the raw table's columns spelled out:
     `(like raw.table)` needs SELECT on the raw table, which trackhouse_writer lacks."""
     dialect = postgresql.dialect()
-    cols = ", ".join(f'"{c.name}" {c.type.compile(dialect=dialect)}' for c in _TABLES[name].columns)
+    cols = ", ".join(f'"{c.name}" {c.type.compile(dialect=dialect)}' for c in _written(name))
     return f"create temp table th_batch_{name} ({cols}) on commit drop"
 
 
@@ -166,15 +200,21 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
     with conn.transaction(), conn.cursor() as cur:
         for name in ("events", *_present(batch)):
             cur.execute(_temp_table(name))
-            _copy(cur, f"th_batch_{name}", columns(_TABLES[name]), batch_rows(batch, name))
+            _copy(cur, f"th_batch_{name}", _names(name), batch_rows(batch, name))
         cur.execute("create temp table th_new (message_id text primary key) on commit drop")
+        # From here to the commit one batch at a time (a transaction-scoped lock):
+        # its load_sequence is then larger than that of every batch committed
+        # before, so a dbt build that saw sequence n has seen all batches up to n.
+        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"trackhouse:{schema}",))
+        cur.execute(f'select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from "{schema}".batches')
+        sequence = cur.fetchone()[0]
         # Concurrent loaders: a message id another transaction is inserting
         # waits for it, then is skipped here; so every event lands once. Keys
         # are inserted in sorted order so that two loaders of overlapping
         # batches wait for each other in one direction only (no deadlock).
         cur.execute(
             f"""with inserted as (
-                insert into "{schema}".events select * from th_batch_events
+                {_insert(schema, "events", sequence)}
                 order by message_id
                 on conflict (message_id) do nothing
                 returning message_id
@@ -184,17 +224,18 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
         new_events = cur.rowcount
         for name in _present(batch):
             cur.execute(
-                f"""insert into "{schema}"."{name}" select * from th_batch_{name}
+                f"""{_insert(schema, name, sequence)}
                 where event_id in (select message_id from th_new)
                 on conflict (event_id) do nothing"""
             )
+        _record_batch(cur.execute, schema, sequence, new_events)
         new_rejected = 0
         if batch.rejected:
             cur.execute(_temp_table("rejected"))
             _copy(
                 cur,
                 "th_batch_rejected",
-                columns(_TABLES["rejected"]),
+                _names("rejected"),
                 batch_rows(batch, "rejected"),
             )
             cur.execute(

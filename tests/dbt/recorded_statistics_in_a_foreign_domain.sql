@@ -14,11 +14,11 @@ recorded as (
         metric_key,
         {{ dbt.split_part('metric_key', "'.'", 1) }} as domain,
         {{ dbt.split_part('metric_key', "'.'", 2) }} as metric
-    from {{ ref('stg_recorded_statistics') }}
+    from {{ ref('trackhouse', 'stg_recorded_statistics') }}
 ),
 
 registry as (
-    select * from {{ ref('trackhouse_metrics') }}
+    select * from {{ ref('trackhouse', 'trackhouse_metrics') }}
 )
 
 select

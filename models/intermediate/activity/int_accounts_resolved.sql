@@ -8,11 +8,11 @@
 with
 
 account_traits as (
-    select * from {{ ref('stg_account_traits') }}
+    select * from {{ ref('trackhouse', 'stg_account_traits') }}
 ),
 
 user_traits as (
-    select * from {{ ref('stg_user_traits') }}
+    select * from {{ ref('trackhouse', 'stg_user_traits') }}
 ),
 
 first_statements as (
@@ -43,7 +43,7 @@ start_ranked as (
         account_id,
         subscription_start_at,
         row_number() over (
-            partition by account_id order by stated_at desc, received_at desc, event_id desc
+            partition by account_id order by stated_at desc, received_at desc, {{ trackhouse.byte_order('event_id') }} desc
         ) as recency
     from account_traits
     where subscription_start_at is not null
@@ -54,7 +54,7 @@ name_ranked as (
         account_id,
         account_name,
         row_number() over (
-            partition by account_id order by stated_at desc, received_at desc, event_id desc
+            partition by account_id order by stated_at desc, received_at desc, {{ trackhouse.byte_order('event_id') }} desc
         ) as recency
     from account_traits
     where account_name is not null

@@ -4,15 +4,15 @@
         incremental_strategy='delete+insert',
         unique_key=['user_id', 'activity_date'],
         on_schema_change='fail',
-        pre_hook="{{ trackhouse.delete_rows_of_other_timezones() }}",
+        pre_hook=["{{ trackhouse.delete_rows_of_other_timezones() }}", "{{ trackhouse.reset_after_deletions() }}"],
     )
 }}
 
 {#
     One row per user per local date (report time zone) with activity, kept
     incrementally, with what the incremental models after it need to know:
-    when the row was first written (first_built_at) and the latest receipt of
-    the events behind it (last_received_at). int_activity_days_localized shows
+    when the row was first written (first_built_at) and the latest batch
+    behind it (last_load_sequence, numbered in commit order). int_activity_days_localized shows
     its user_id and activity_date.
 
     An activity_hourly row is a UTC hour. Whole-hour zones put all of it in one
@@ -28,7 +28,8 @@
     recomputed (it is built first): the earlier of
       - the latest date built minus var `lookback_days` and two days (the hours
         activity_hourly re-read for late events, whatever the zone's offset), and
-      - the date of the earliest hour received after the previous build.
+      - the date of the earliest hour with events of a batch committed after
+        those the previous build saw.
     A row that already existed keeps its first_built_at, so the models after
     this one see only user-dates that are really new. Rows of another report
     time zone are deleted by the pre_hook first: a new zone rebuilds the table.
@@ -37,15 +38,16 @@
 with
 
 hourly as (
-    select * from {{ ref('activity_hourly') }}
+    select * from {{ ref('trackhouse', 'activity_hourly') }}
 ),
 
 {% if is_incremental() %}
 
     previous_build as (
         select
-            max(activity_date) as latest_activity_date,
-            max(last_received_at) as last_received_at,
+            {{ trackhouse.latest_until_build(
+                'activity_date', trackhouse.report_date(trackhouse.build_started_at())) }} as latest_activity_date,
+            max(last_load_sequence) as last_load_sequence,
             max(first_built_at) as latest_built_at
         from {{ this }}
     ),
@@ -54,8 +56,9 @@ hourly as (
        is pushed into the scan. #}
     late_hours as (
         select min(late.hour_start) as earliest_hour_start
-        from {{ ref('activity_hourly') }} as late
-        where late.last_received_at > (select last_received_at from previous_build)
+        from {{ ref('trackhouse', 'activity_hourly') }} as late
+        where {{ trackhouse.loaded_after(
+            'late.last_load_sequence', '(select last_load_sequence from previous_build)') }}
     ),
 
     {# null when the table is empty: everything is (re)built #}
@@ -162,14 +165,14 @@ activity_points as (
                 then hours_localized.first_minute_date
             else {{ trackhouse.report_date('hourly.first_active_at') }}
         end as activity_date,
-        hourly.last_received_at
+        hourly.last_load_sequence
     from hours_in_window as hourly
     inner join hours_localized on hourly.hour_start = hours_localized.hour_start
     union all
     select
         hourly.user_id,
         {{ trackhouse.report_date('hourly.last_active_at') }} as activity_date,
-        hourly.last_received_at
+        hourly.last_load_sequence
     from hours_in_window as hourly
     inner join hours_localized on hourly.hour_start = hours_localized.hour_start
     where hours_localized.first_minute_date <> hours_localized.last_minute_date
@@ -179,7 +182,7 @@ user_days as (
     select
         user_id,
         activity_date,
-        max(last_received_at) as last_received_at
+        max(last_load_sequence) as last_load_sequence
     from activity_points
     group by user_id, activity_date
 ),
@@ -188,7 +191,7 @@ final as (
     select
         user_days.user_id,
         user_days.activity_date,
-        user_days.last_received_at,
+        user_days.last_load_sequence,
         coalesce(previous_days.first_built_at, build.built_at) as first_built_at,
         cast('{{ var("report_timezone", "UTC") }}' as {{ dbt.type_string() }}) as report_timezone
     from user_days

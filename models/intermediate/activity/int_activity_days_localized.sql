@@ -8,7 +8,7 @@
 with
 
 activity_days as (
-    select * from {{ ref('int_activity_days_accumulated') }}
+    select * from {{ ref('trackhouse', 'int_activity_days_accumulated') }}
 ),
 
 final as (

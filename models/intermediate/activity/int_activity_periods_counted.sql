@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='grain',
         on_schema_change='fail',
+        pre_hook="{{ trackhouse.reset_after_deletions() }}",
     )
 }}
 
@@ -38,7 +39,7 @@ previous_counts as (
             cast(null as date) as period_start_date,
             cast(null as bigint) as active_users,
             cast(null as timestamp) as counted_through
-        from {{ ref('int_activity_days_accumulated') }}
+        from {{ ref('trackhouse', 'int_activity_days_accumulated') }}
         where false
     {% endif %}
 ),
@@ -60,7 +61,7 @@ changes as (
                     then activity_days.activity_date
             end
         ) as earliest_new_date
-    from {{ ref('int_activity_days_accumulated') }} as activity_days
+    from {{ ref('trackhouse', 'int_activity_days_accumulated') }} as activity_days
     cross join previous_build
 ),
 
@@ -106,7 +107,7 @@ recount_days as (
     select
         user_id,
         activity_date
-    from {{ ref('int_activity_days_accumulated') }}
+    from {{ ref('trackhouse', 'int_activity_days_accumulated') }}
     where activity_date >= (select recount_start_date from recount_window)
 ),
 

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='subscription_key',
         on_schema_change='fail',
+        pre_hook="{{ trackhouse.reset_after_deletions() }}",
     )
 }}
 
@@ -35,11 +36,11 @@
 with
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 subscriptions as (
-    select * from {{ ref('int_subscriptions_anchored') }}
+    select * from {{ ref('trackhouse', 'int_subscriptions_anchored') }}
 ),
 
 previous_counts as (
@@ -124,7 +125,7 @@ changes as (
     select
         min(first_built_at) as earliest_built_at,
         max(first_built_at) as latest_built_at
-    from {{ ref('int_activity_days_accumulated') }}
+    from {{ ref('trackhouse', 'int_activity_days_accumulated') }}
 ),
 
 {# A subscription is counted again from all its members' user-dates when it
@@ -153,7 +154,7 @@ subscription_plans as (
 
     new_days as (
         select user_id
-        from {{ ref('int_activity_days_accumulated') }}
+        from {{ ref('trackhouse', 'int_activity_days_accumulated') }}
         where first_built_at > (select counted_through from previous_build)
     ),
 
@@ -177,7 +178,7 @@ changed_user_days as (
         user_id,
         activity_date,
         coalesce(first_built_at > (select counted_through from previous_build), true) as is_new
-    from {{ ref('int_activity_days_accumulated') }}
+    from {{ ref('trackhouse', 'int_activity_days_accumulated') }}
     {% if is_incremental() %}
         where user_id in (select user_id from changed_users)
     {% endif %}

@@ -11,7 +11,7 @@
 with
 
 subscriptions as (
-    select * from {{ ref('int_subscriptions_anchored') }}
+    select * from {{ ref('trackhouse', 'int_subscriptions_anchored') }}
 ),
 
 period_kinds as (

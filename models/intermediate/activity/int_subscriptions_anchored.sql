@@ -9,11 +9,11 @@
 with
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 accounts as (
-    select * from {{ ref('int_accounts_resolved') }}
+    select * from {{ ref('trackhouse', 'int_accounts_resolved') }}
 ),
 
 {# The whole site: the configured start, else the first join (no users, no row). #}

@@ -10,15 +10,15 @@
 with
 
 user_traits as (
-    select * from {{ ref('stg_user_traits') }}
+    select * from {{ ref('trackhouse', 'stg_user_traits') }}
 ),
 
 account_traits as (
-    select * from {{ ref('stg_account_traits') }}
+    select * from {{ ref('trackhouse', 'stg_account_traits') }}
 ),
 
 activity_hourly as (
-    select * from {{ ref('activity_hourly') }}
+    select * from {{ ref('trackhouse', 'activity_hourly') }}
 ),
 
 {# Every event that carries a user id is an activity of that user, so the first
@@ -57,7 +57,7 @@ joined_ranked as (
         user_id,
         joined_at,
         row_number() over (
-            partition by user_id order by stated_at desc, received_at desc, event_id desc
+            partition by user_id order by stated_at desc, received_at desc, {{ trackhouse.byte_order('event_id') }} desc
         ) as recency
     from user_traits
     where joined_at is not null
@@ -68,7 +68,7 @@ active_ranked as (
         user_id,
         is_active,
         row_number() over (
-            partition by user_id order by stated_at desc, received_at desc, event_id desc
+            partition by user_id order by stated_at desc, received_at desc, {{ trackhouse.byte_order('event_id') }} desc
         ) as recency
     from user_traits
     where is_active is not null
@@ -101,7 +101,7 @@ membership_ranked as (
         user_id,
         account_id,
         row_number() over (
-            partition by user_id order by stated_at desc, received_at desc, event_id desc
+            partition by user_id order by stated_at desc, received_at desc, {{ trackhouse.byte_order('event_id') }} desc
         ) as recency
     from memberships
 ),

@@ -13,11 +13,11 @@
 with
 
 conversions as (
-    select * from {{ ref('conversions') }}
+    select * from {{ ref('trackhouse', 'conversions') }}
 ),
 
 touchpoints as (
-    select * from {{ ref('touchpoints') }}
+    select * from {{ ref('trackhouse', 'touchpoints') }}
 ),
 
 windowed_touchpoints as (
@@ -50,7 +50,7 @@ final as (
         window_days,
         row_number() over (
             partition by conversion_id
-            order by touched_at, touchpoint_id
+            order by touched_at, {{ trackhouse.byte_order('touchpoint_id') }}
         ) as touchpoint_position,
         count(*) over (partition by conversion_id) as touchpoint_count
     from matched

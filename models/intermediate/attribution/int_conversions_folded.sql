@@ -13,7 +13,7 @@
 with
 
 conversion_events as (
-    select * from {{ ref('stg_conversion_events') }}
+    select * from {{ ref('trackhouse', 'stg_conversion_events') }}
 ),
 
 ranked_creations as (
@@ -25,7 +25,7 @@ ranked_creations as (
         occurred_at,
         row_number() over (
             partition by conversion_id
-            order by occurred_at, received_at, event_id
+            order by occurred_at, received_at, {{ trackhouse.byte_order('event_id') }}
         ) as creation_rank
     from conversion_events
     where event is not null
@@ -53,12 +53,14 @@ stated_states as (
                     case when {{ field }} is null then 1 else 0 end,
                     occurred_at desc,
                     received_at desc,
-                    event_id desc
+                    {{ trackhouse.byte_order('event_id') }} desc
             ) as stated_{{ field }},
         {%- endfor %}
         max(occurred_at) over (partition by conversion_id) as updated_at,
         count(*) over (partition by conversion_id) as event_count,
-        row_number() over (partition by conversion_id order by event_id) as row_rank
+        row_number() over (
+            partition by conversion_id order by {{ trackhouse.byte_order('event_id') }}
+        ) as row_rank
     from conversion_events
 ),
 

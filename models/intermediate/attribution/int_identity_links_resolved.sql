@@ -8,7 +8,7 @@
 with recursive
 
 links as (
-    select * from {{ ref('stg_identity_links') }}
+    select * from {{ ref('trackhouse', 'stg_identity_links') }}
 ),
 
 ranked_links as (
@@ -18,7 +18,7 @@ ranked_links as (
         linked_at,
         row_number() over (
             partition by anonymous_id
-            order by linked_at, received_at, event_id
+            order by linked_at, received_at, {{ trackhouse.byte_order('event_id') }}
         ) as link_rank
     from links
     {# an id linked to itself says nothing #}

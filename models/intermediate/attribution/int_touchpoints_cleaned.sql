@@ -24,12 +24,12 @@
 with
 
 touchpoints as (
-    select * from {{ ref('stg_page_touchpoints') }}
+    select * from {{ ref('trackhouse', 'stg_page_touchpoints') }}
 ),
 
 bot_user_agents as (
     select lower(pattern) as pattern
-    from {{ ref('bot_user_agents') }}
+    from {{ ref('trackhouse', 'bot_user_agents') }}
     where pattern is not null and pattern <> ''
 ),
 

@@ -9,11 +9,11 @@
 with
 
 activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
+    select * from {{ ref('trackhouse', 'int_activity_days_localized') }}
 ),
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 final as (

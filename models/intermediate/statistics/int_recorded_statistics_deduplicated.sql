@@ -12,11 +12,11 @@
 with
 
 recorded_statistics as (
-    select * from {{ ref('stg_recorded_statistics') }}
+    select * from {{ ref('trackhouse', 'stg_recorded_statistics') }}
 ),
 
 registry as (
-    select * from {{ ref('trackhouse_metrics') }}
+    select * from {{ ref('trackhouse', 'trackhouse_metrics') }}
 ),
 
 split as (
@@ -48,7 +48,7 @@ ranked as (
         *,
         row_number() over (
             partition by domain, metric, period, statistic_date, object_type, object_id
-            order by recorded_at desc, received_at desc, event_id desc
+            order by recorded_at desc, received_at desc, {{ trackhouse.byte_order('event_id') }} desc
         ) as recency
     from registered
 ),

@@ -13,11 +13,11 @@
 with
 
 counted as (
-    select * from {{ ref('int_activity_periods_counted') }}
+    select * from {{ ref('trackhouse', 'int_activity_periods_counted') }}
 ),
 
 activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
+    select * from {{ ref('trackhouse', 'int_activity_days_localized') }}
 ),
 
 day_offsets as (
@@ -88,46 +88,8 @@ cut_periods as (
     where period_end_date < full_period_end_date
 ),
 
-late_days as (
-    select
-        user_id,
-        activity_date
-    from activity_days
-    where
-        activity_date >= {{ trackhouse.report_end_date() }}
-        and activity_date < (select max(full_period_end_date) from cut_periods)
-),
-
-{# the days of the users in late_days before the report end, in a cut period #}
-early_days as (
-    select
-        user_id,
-        activity_date
-    from activity_days
-    where
-        activity_date >= (select min(period_start_date) from cut_periods)
-        and activity_date < {{ trackhouse.report_end_date() }}
-        and user_id in (select user_id from late_days)
-),
-
-late_only_users as (
-    select
-        cut_periods.grain,
-        cut_periods.period_start_date,
-        count(distinct late_days.user_id) as late_only_users
-    from cut_periods
-    inner join late_days
-        on late_days.activity_date < cut_periods.full_period_end_date
-    where
-        not exists (
-            select 1
-            from early_days
-            where
-                early_days.user_id = late_days.user_id
-                and early_days.activity_date >= cut_periods.period_start_date
-        )
-    group by 1, 2
-),
+{{ trackhouse.late_only_users(
+    'cut_periods', 'activity_days', ['grain', 'period_start_date']) }},
 
 final as (
     select
@@ -137,7 +99,7 @@ final as (
         periods_bounded.period_start_date,
         periods_bounded.period_end_date,
         cast(
-            coalesce(counted.active_users, 0) - coalesce(late_only_users.late_only_users, 0)
+            coalesce(counted.active_users, 0) - coalesce(late_only.late_only_users, 0)
             as bigint
         ) as active_users
     from periods_bounded
@@ -145,10 +107,10 @@ final as (
         on
             periods_bounded.grain = counted.grain
             and periods_bounded.period_start_date = counted.period_start_date
-    left join late_only_users
+    left join late_only
         on
-            periods_bounded.grain = late_only_users.grain
-            and periods_bounded.period_start_date = late_only_users.period_start_date
+            periods_bounded.grain = late_only.grain
+            and periods_bounded.period_start_date = late_only.period_start_date
 )
 
 select * from final

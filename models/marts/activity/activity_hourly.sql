@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['user_id', 'hour_start'],
         on_schema_change='fail',
+        pre_hook="{{ trackhouse.reset_after_deletions() }}",
     )
 }}
 
@@ -13,24 +14,25 @@
     and replaces those rows (delete+insert on user_id, hour_start). Because the
     raw table only grows, that gives exactly what a full refresh gives for
     those hours. window_start is the earlier of
-      - the latest hour built minus var `lookback_days` (events that arrive a
-        little late, also from writers that commit after a build started), and
-      - the hour of the earliest event received after the previous build
-        (a late backfill of any age is picked up on the next run).
+      - the latest hour built, up to the build's start (a future timestamp does
+        not move it), minus var `lookback_days`, and
+      - the hour of the earliest event in a batch committed after those the
+        previous build saw (load_sequence, numbered in commit order: a late
+        backfill of any age, also one whose batches commit around a build).
 #}
 
 with
 
 activity as (
-    select * from {{ ref('stg_activity_events') }}
+    select * from {{ ref('trackhouse', 'stg_activity_events') }}
 ),
 
 {% if is_incremental() %}
 
     previous_build as (
         select
-            max(hour_start) as latest_hour_start,
-            max(last_received_at) as last_received_at
+            {{ trackhouse.latest_until_build('hour_start') }} as latest_hour_start,
+            max(last_load_sequence) as last_load_sequence
         from {{ this }}
     ),
 
@@ -38,8 +40,9 @@ activity as (
        materialized, and the scalar filters below are pushed into the raw scan. #}
     late_arrivals as (
         select min(late.active_at) as earliest_active_at
-        from {{ ref('stg_activity_events') }} as late
-        where late.received_at > (select last_received_at from previous_build)
+        from {{ ref('trackhouse', 'stg_activity_events') }} as late
+        where {{ trackhouse.loaded_after(
+            'late.load_sequence', '(select last_load_sequence from previous_build)') }}
     ),
 
     {# an empty previous build has no window: read everything (from year 1) #}
@@ -84,7 +87,8 @@ hourly as (
         min(active_at) as first_active_at,
         max(active_at) as last_active_at,
         count(*) as event_count,
-        max(received_at) as last_received_at
+        max(received_at) as last_received_at,
+        max(load_sequence) as last_load_sequence
     from activity_in_window
     group by user_id, {{ dbt.date_trunc('hour', 'active_at') }}
 )

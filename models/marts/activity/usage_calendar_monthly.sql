@@ -9,14 +9,14 @@
 with
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 active_months as (
     select
         period_start_date,
         active_users
-    from {{ ref('active_users') }}
+    from {{ ref('trackhouse', 'active_users') }}
     where grain = 'month'
 ),
 

@@ -10,12 +10,12 @@
 with
 
 subscriptions as (
-    select * from {{ ref('int_subscriptions_anchored') }}
+    select * from {{ ref('trackhouse', 'int_subscriptions_anchored') }}
     where account_id is null
 ),
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 {# active_users' day rows: the same local days, kept incrementally #}
@@ -23,7 +23,7 @@ active_days as (
     select
         period_start_date as usage_date,
         active_users
-    from {{ ref('active_users') }}
+    from {{ ref('trackhouse', 'active_users') }}
     where grain = 'day'
 ),
 

@@ -15,19 +15,19 @@
 with
 
 periods as (
-    select * from {{ ref('int_subscription_periods_generated') }}
+    select * from {{ ref('trackhouse', 'int_subscription_periods_generated') }}
 ),
 
 counted as (
-    select * from {{ ref('int_subscription_periods_counted') }}
+    select * from {{ ref('trackhouse', 'int_subscription_periods_counted') }}
 ),
 
 users as (
-    select * from {{ ref('int_users_resolved') }}
+    select * from {{ ref('trackhouse', 'int_users_resolved') }}
 ),
 
 activity_days as (
-    select * from {{ ref('int_activity_days_localized') }}
+    select * from {{ ref('trackhouse', 'int_activity_days_localized') }}
 ),
 
 {# Each user counts for the whole site and, when they have one, their account. #}
@@ -87,51 +87,9 @@ cut_periods as (
     where period_end_date < full_period_end_date
 ),
 
-late_days as (
-    select
-        user_id,
-        activity_date
-    from activity_days
-    where
-        activity_date >= {{ trackhouse.report_end_date() }}
-        and activity_date < (select max(full_period_end_date) from cut_periods)
-),
-
-{# the days of the users in late_days before the report end, in a cut period #}
-early_days as (
-    select
-        user_id,
-        activity_date
-    from activity_days
-    where
-        activity_date >= (select min(period_start_date) from cut_periods)
-        and activity_date < {{ trackhouse.report_end_date() }}
-        and user_id in (select user_id from late_days)
-),
-
-late_only_members as (
-    select
-        cut_periods.subscription_key,
-        cut_periods.period_kind,
-        cut_periods.period_index,
-        count(distinct late_days.user_id) as late_only_users
-    from cut_periods
-    inner join subscription_members
-        on cut_periods.subscription_key = subscription_members.subscription_key
-    inner join late_days
-        on
-            subscription_members.user_id = late_days.user_id
-            and late_days.activity_date < cut_periods.full_period_end_date
-    where
-        not exists (
-            select 1
-            from early_days
-            where
-                early_days.user_id = late_days.user_id
-                and early_days.activity_date >= cut_periods.period_start_date
-        )
-    group by 1, 2, 3
-),
+{{ trackhouse.late_only_users(
+    'cut_periods', 'activity_days', ['subscription_key', 'period_kind', 'period_index'],
+    members='subscription_members') }},
 
 final as (
     select
@@ -146,7 +104,7 @@ final as (
         cast(registered.registered_users as bigint) as registered_users,
         cast(registered.activated_users as bigint) as activated_users,
         cast(
-            coalesce(counted.active_users, 0) - coalesce(late_only_members.late_only_users, 0)
+            coalesce(counted.active_users, 0) - coalesce(late_only.late_only_users, 0)
             as bigint
         ) as active_users
     from periods
@@ -160,11 +118,11 @@ final as (
             periods.subscription_key = counted.subscription_key
             and periods.period_kind = counted.period_kind
             and periods.period_index = counted.period_index
-    left join late_only_members
+    left join late_only
         on
-            periods.subscription_key = late_only_members.subscription_key
-            and periods.period_kind = late_only_members.period_kind
-            and periods.period_index = late_only_members.period_index
+            periods.subscription_key = late_only.subscription_key
+            and periods.period_kind = late_only.period_kind
+            and periods.period_index = late_only.period_index
 )
 
 select * from final

@@ -5,30 +5,95 @@
       linear                   1/n to each of the n eligible touchpoints
       position_based           40% first, 40% last, 20% shared by the middle
                                ones (1 touchpoint: 1.0; 2: 0.5 each)
+      time_decay               weight 2^(-age / half-life) per touchpoint, age =
+                               days from the touchpoint to the conversion,
+                               half-life = var time_decay_half_life_days (7);
+                               credit = weight / sum of the weights
+      data_driven              the removal effect of each channel on the path
+                               (int_channel_removal_effects) over the sum of
+                               the effects of the path's distinct channels,
+                               split equally among that channel's touchpoints;
+                               all effects 0: 1/n each
     Eligibility and order are those of conversion_attribution. Credits are
     rounded to 6 places and values to cents; the last touchpoint of each
     conversion takes the remainder, so per conversion and model the credits
     sum to exactly 1 and attributed values to exactly the conversion's value.
     Conversions without eligible touchpoints have no rows here.
 #}
+{%- set matched_columns =
+    'conversion_id, touchpoint_id, touched_at, window_days, touchpoint_position, touchpoint_count' -%}
+
 with
 
 conversions as (
-    select * from {{ ref('conversions') }}
+    select * from {{ ref('trackhouse', 'conversions') }}
 ),
 
 touchpoints as (
-    select * from {{ ref('touchpoints') }}
+    select * from {{ ref('trackhouse', 'touchpoints') }}
 ),
 
 matched as (
-    select * from {{ ref('int_conversion_touchpoints_matched') }}
+    select * from {{ ref('trackhouse', 'int_conversion_touchpoints_matched') }}
+),
+
+removal_effects as (
+    select * from {{ ref('trackhouse', 'int_channel_removal_effects') }}
+),
+
+{%- set half_life = var('time_decay_half_life_days', 7) %}
+{%- if half_life is sameas true or half_life is sameas false
+    or (half_life | string | trim | float(-1)) <= 0 %}
+    {{ exceptions.raise_compiler_error(
+        "var time_decay_half_life_days is " ~ half_life ~ ", but a half-life is a number of "
+        ~ "days > 0 (default 7). Fix it in dbt_project.yml or --vars.") }}
+{%- endif %}
+
+{# age in days of each touchpoint at its conversion, its channel, and per conversion the
+   data-driven denominators: the removal effects of its distinct channels #}
+aged as (
+    select
+        matched.*,
+        touchpoints.channel,
+        (
+            cast(extract(epoch from conversions.converted_at) as double precision)
+            - cast(extract(epoch from matched.touched_at) as double precision)
+        ) / 86400.0 as age_days,
+        coalesce(removal_effects.removal_effect, 0) as removal_effect,
+        count(*) over (
+            partition by matched.conversion_id, touchpoints.channel
+        ) as channel_touchpoints
+    from matched
+    inner join conversions
+        on matched.conversion_id = conversions.conversion_id
+    inner join touchpoints
+        on matched.touchpoint_id = touchpoints.touchpoint_id
+    left join removal_effects
+        on touchpoints.channel = removal_effects.channel
+),
+
+decayed as (
+    select
+        *,
+        exp(-ln(2.0) * age_days / {{ half_life | float }}) as decay_weight,
+        sum(case when step_of_channel = 1 then removal_effect else 0 end) over (
+            partition by conversion_id
+        ) as path_removal_effect
+    from (
+        select
+            *,
+            row_number() over (
+                partition by conversion_id, channel
+                order by touchpoint_position
+            ) as step_of_channel
+        from aged
+    ) as numbered
 ),
 
 shares as (
     select
         'first_touch' as attribution_model,
-        matched.*,
+        {{ matched_columns }},
         1.0 as raw_credit
     from matched
     where touchpoint_position = 1
@@ -37,7 +102,7 @@ shares as (
 
     select
         'last_touch' as attribution_model,
-        matched.*,
+        {{ matched_columns }},
         1.0 as raw_credit
     from matched
     where touchpoint_position = touchpoint_count
@@ -46,7 +111,7 @@ shares as (
 
     select
         'linear' as attribution_model,
-        matched.*,
+        {{ matched_columns }},
         1.0 / touchpoint_count as raw_credit
     from matched
 
@@ -54,7 +119,7 @@ shares as (
 
     select
         'position_based' as attribution_model,
-        matched.*,
+        {{ matched_columns }},
         case
             when touchpoint_count = 1 then 1.0
             when touchpoint_count = 2 then 0.5
@@ -62,12 +127,32 @@ shares as (
             else 0.2 / (touchpoint_count - 2)
         end as raw_credit
     from matched
+
+    union all
+
+    select
+        'time_decay' as attribution_model,
+        {{ matched_columns }},
+        decay_weight / sum(decay_weight) over (partition by conversion_id) as raw_credit
+    from decayed
+
+    union all
+
+    select
+        'data_driven' as attribution_model,
+        {{ matched_columns }},
+        case
+            when path_removal_effect > 0
+                then removal_effect / path_removal_effect / channel_touchpoints
+            else 1.0 / touchpoint_count
+        end as raw_credit
+    from decayed
 ),
 
 rounded_shares as (
     select
         *,
-        cast(round(raw_credit, 6) as numeric(9, 6)) as rounded_credit,
+        cast({{ trackhouse.round_double('raw_credit', 6) }} as numeric(9, 6)) as rounded_credit,
         row_number() over (
             partition by conversion_id, attribution_model
             order by touchpoint_position desc
@@ -146,7 +231,8 @@ final as (
         touchpoints.li_fat_id,
         touchpoints.twclid,
         touchpoints.igshid,
-        touchpoints.referrer
+        touchpoints.referrer,
+        touchpoints.channel
     from value_sums
     inner join conversions
         on value_sums.conversion_id = conversions.conversion_id

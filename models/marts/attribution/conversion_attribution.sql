@@ -10,15 +10,15 @@
 with
 
 conversions as (
-    select * from {{ ref('conversions') }}
+    select * from {{ ref('trackhouse', 'conversions') }}
 ),
 
 touchpoints as (
-    select * from {{ ref('touchpoints') }}
+    select * from {{ ref('trackhouse', 'touchpoints') }}
 ),
 
 matched as (
-    select * from {{ ref('int_conversion_touchpoints_matched') }}
+    select * from {{ ref('trackhouse', 'int_conversion_touchpoints_matched') }}
 ),
 
 attribution_models as (
@@ -68,6 +68,7 @@ final as (
         touchpoints.twclid,
         touchpoints.igshid,
         touchpoints.referrer,
+        touchpoints.channel,
         conversions.stitched_id,
         conversions.event,
         conversions.converted_at,

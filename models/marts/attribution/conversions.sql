@@ -7,11 +7,11 @@
 with
 
 folded_conversions as (
-    select * from {{ ref('int_conversions_folded') }}
+    select * from {{ ref('trackhouse', 'int_conversions_folded') }}
 ),
 
 resolved_links as (
-    select * from {{ ref('int_identity_links_resolved') }}
+    select * from {{ ref('trackhouse', 'int_identity_links_resolved') }}
 ),
 
 final as (

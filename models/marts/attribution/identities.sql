@@ -8,19 +8,19 @@
 with
 
 touchpoints as (
-    select * from {{ ref('stg_page_touchpoints') }}
+    select * from {{ ref('trackhouse', 'stg_page_touchpoints') }}
 ),
 
 conversion_events as (
-    select * from {{ ref('stg_conversion_events') }}
+    select * from {{ ref('trackhouse', 'stg_conversion_events') }}
 ),
 
 identity_links as (
-    select * from {{ ref('stg_identity_links') }}
+    select * from {{ ref('trackhouse', 'stg_identity_links') }}
 ),
 
 resolved_links as (
-    select * from {{ ref('int_identity_links_resolved') }}
+    select * from {{ ref('trackhouse', 'int_identity_links_resolved') }}
 ),
 
 anonymous_ids as (

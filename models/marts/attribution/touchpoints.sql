@@ -1,16 +1,17 @@
 {#
     The touchpoints that count: a tracking parameter survived cleaning, the
     path is not excluded (var utm_excluded_urls) and, while filter_bots is
-    on, the user agent is not a bot's. Each belongs to its stitched identity.
+    on, the user agent is not a bot's. Each belongs to its stitched identity
+    and has a channel (seed channel_rules, see int_touchpoints_channeled).
 #}
 with
 
 cleaned_touchpoints as (
-    select * from {{ ref('int_touchpoints_cleaned') }}
+    select * from {{ ref('trackhouse', 'int_touchpoints_channeled') }}
 ),
 
 resolved_links as (
-    select * from {{ ref('int_identity_links_resolved') }}
+    select * from {{ ref('trackhouse', 'int_identity_links_resolved') }}
 ),
 
 counted_touchpoints as (
@@ -44,7 +45,8 @@ final as (
         counted_touchpoints.ttclid,
         counted_touchpoints.li_fat_id,
         counted_touchpoints.twclid,
-        counted_touchpoints.igshid
+        counted_touchpoints.igshid,
+        counted_touchpoints.channel
     from counted_touchpoints
     left join resolved_links as by_user
         on counted_touchpoints.user_id = by_user.anonymous_id

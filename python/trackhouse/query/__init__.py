@@ -1,8 +1,8 @@
 """Reading the marts: shared plumbing for the query API and the CLI.
 
 Each capability has a module here (activity, attribution, statistics) with the
-public query functions and an `add_cli(subparsers)` that adds its
-`trackhouse query ...` command. All read the same profile and target as dbt.
+public query functions; `trackhouse.cli` turns them into `trackhouse query ...`
+commands. All read the same profile and target as dbt.
 """
 
 from __future__ import annotations

@@ -15,21 +15,31 @@ the same (see docs/attribution.md):
 - first touch = the earliest eligible touchpoint, last touch = the latest, in
   the order (touched_at, touchpoint_id);
 - a conversion without eligible touchpoints is listed with touchpoint_id None.
+
+`attribution_credits` does the same for the multi-touch models of the
+`attribution_credits` mart (linear, position_based, time_decay with any
+half-life, data_driven: the Markov removal effect learnt from the paths of
+that window), and `attribution_by_channel` sums either per channel.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
-from ..output import FORMATS, render
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
 from . import fetch, relation
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
+MULTI_TOUCH_MODELS = ("linear", "position_based", "time_decay", "data_driven")
+ALL_MODELS = ATTRIBUTION_MODELS + MULTI_TOUCH_MODELS
+BY_OPTIONS = ("channel",)
+DEFAULT_HALF_LIFE_DAYS = 7.0
+# Squarings of the transition matrix (2^32 steps): as in int_channel_removal_effects.
+MARKOV_SQUARINGS = 32
 # The 12 tracking parameters are the mart columns of the same names.
 TRACKING_COLUMNS = TRACKING_PARAMETERS
 # The columns of the conversion_attribution mart, in its order.
@@ -40,6 +50,7 @@ COLUMNS = (
     "touched_at",
     *TRACKING_COLUMNS,
     "referrer",
+    "channel",
     "stitched_id",
     "event",
     "converted_at",
@@ -61,6 +72,7 @@ TABLE_COLUMNS = (
     "utm_source",
     "utm_medium",
     "utm_campaign",
+    "channel",
 )
 
 
@@ -111,6 +123,7 @@ def attribution_sql(
     window_days: int = 30,
     source_windows: Mapping[str, int] | None = None,
     valid_only: bool = True,
+    exclude_direct: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The query `attribute_conversions` runs, and its binds."""
     if model not in ATTRIBUTION_MODELS:
@@ -118,10 +131,22 @@ def attribution_sql(
             "attribution model",
             model,
             ATTRIBUTION_MODELS,
-            "Pick one of them (multi-touch credits are in the attribution_credits mart).",
+            "Pick one of them (multi-touch credits: attribution_credits(model=...)).",
+        )
+    if exclude_direct and model != "last_touch":
+        raise AttributionArgumentError(
+            f"exclude_direct applies to last_touch (last non-direct click), not {model!r}; "
+            "pass model='last_touch' or drop exclude_direct."
         )
     window, params = window_expression(window_days, source_windows)
     order = "" if model == "first_touch" else " desc"
+    # Last non-direct: Direct touchpoints rank after all others (used only when alone).
+    direct_first = (
+        "case when windowed_touchpoints.channel = 'Direct' then 1 else 0 end,\n"
+        "                        "
+        if exclude_direct
+        else ""
+    )
     valid = "where is_valid" if valid_only else ""
     tracking = ",\n            ".join(f"touchpoints.{c}" for c in TRACKING_COLUMNS)
     sql = f"""
@@ -134,7 +159,7 @@ def attribution_sql(
             select * from {relation("touchpoints", settings)}
         ),
         windowed_touchpoints as (
-            select touchpoint_id, stitched_id, touched_at, {window} as window_days
+            select touchpoint_id, stitched_id, touched_at, channel, {window} as window_days
             from touchpoints
         ),
         matched as (
@@ -145,7 +170,7 @@ def attribution_sql(
                 row_number() over (
                     partition by conversions.conversion_id
                     order by
-                        windowed_touchpoints.touched_at{order},
+                        {direct_first}windowed_touchpoints.touched_at{order},
                         windowed_touchpoints.touchpoint_id{order}
                 ) as touch_rank,
                 count(*) over (partition by conversions.conversion_id) as touchpoint_count
@@ -167,6 +192,7 @@ def attribution_sql(
             touchpoints.touched_at,
             {tracking},
             touchpoints.referrer,
+            touchpoints.channel,
             conversions.stitched_id,
             conversions.event,
             conversions.converted_at,
@@ -191,18 +217,24 @@ def attribute_conversions(
     source_windows: Mapping[str, int] | None = None,
     valid_only: bool = True,
     settings: Settings | None = None,
+    exclude_direct: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per conversion: the touchpoint credited under `model`, with its
     12 tracking parameters and referrer (None when unattributed), ordered by
     conversion time. The seed's ``Conversion.objects.valid().with_attribution(
     last_touch, window_days=30, source_windows={...})``; `valid_only=False`
     includes unconfirmed and deactivated conversions. Keys are the columns of
-    the `conversion_attribution` mart.
+    the `conversion_attribution` mart. `exclude_direct=True` (last_touch only)
+    is last non-direct click: Direct touchpoints are passed over unless the
+    conversion has nothing else (the `last_non_direct_touchpoint_id` of the
+    `conversion_paths` mart).
 
     >>> attribute_conversions("first_touch", window_days=7, source_windows={"google": 14})
     """
     settings = settings or load_settings()
-    sql, params = attribution_sql(settings, model, window_days, source_windows, valid_only)
+    sql, params = attribution_sql(
+        settings, model, window_days, source_windows, valid_only, exclude_direct
+    )
     rows = fetch(sql, params, settings)
     for row in rows:
         # The same types on both targets (DuckDB returns the literal as str anyway).
@@ -212,7 +244,471 @@ def attribute_conversions(
     return rows
 
 
-# -- command line ----------------------------------------------------------------
+# -- multi-touch credits: the attribution_credits mart, for any window --------
+# The columns of the attribution_credits mart, in its order.
+CREDIT_COLUMNS = (
+    "conversion_id",
+    "attribution_model",
+    "touchpoint_id",
+    "touched_at",
+    "touchpoint_position",
+    "touchpoint_count",
+    "credit",
+    "attributed_value",
+    "currency",
+    "is_valid",
+    "stitched_id",
+    "event",
+    "converted_at",
+    *TRACKING_COLUMNS,
+    "referrer",
+    "channel",
+)
+CREDIT_TABLE_COLUMNS = (
+    "conversion_id",
+    "event",
+    "converted_at",
+    "touchpoint_id",
+    "channel",
+    "utm_source",
+    "utm_campaign",
+    "credit",
+    "attributed_value",
+    "currency",
+)
+
+
+def _round_double(expr: str, places: int, settings: Settings) -> str:
+    """The dbt macro `round_double`, per engine, so the numbers are the mart's."""
+    if settings.target == "duckdb":
+        return f"round(cast({expr} as double), {places})"
+    return f"cast(round(cast({expr} as numeric), {places}) as double precision)"
+
+
+def _half_life(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise AttributionArgumentError(
+            f"half_life_days is {value!r}, but a half-life is a number of days > 0 "
+            "(a touchpoint's weight halves every half-life); pass e.g. 3 or 7."
+        )
+    return float(value)
+
+
+def markov_sql(settings: Settings, steps: str) -> str:
+    """CTEs from `steps` (path_kind, path_id, is_valid, channel, step) to
+    `removal_effects` (channel, removal_effect): int_channel_removal_effects."""
+    rd = _round_double
+    parts = [
+        f"""
+        markov_steps as (
+            select * from {steps} where path_kind = 'non_conversion' or is_valid
+        ),
+        edges as (
+            select '(start)' as from_state, channel as to_state
+            from markov_steps where step = 1
+            union all
+            select
+                channel as from_state,
+                coalesce(
+                    lead(channel) over (partition by path_kind, path_id order by step),
+                    case when path_kind = 'conversion' then '(conversion)' else '(null)' end
+                ) as to_state
+            from markov_steps
+        ),
+        transitions as (
+            select from_state, to_state, count(*) as transition_count
+            from edges group by from_state, to_state
+        ),
+        probabilities as (
+            select
+                from_state,
+                to_state,
+                cast(transition_count as double precision)
+                / sum(transition_count) over (partition by from_state) as probability
+            from transitions
+        ),
+        markov_channels as (select distinct channel from markov_steps),
+        scenarios as (
+            select '(none)' as removed_state
+            union all
+            select channel as removed_state from markov_channels
+        ),
+        matrix_0 as (
+            select
+                scenarios.removed_state,
+                probabilities.from_state,
+                case
+                    when probabilities.to_state = scenarios.removed_state then '(null)'
+                    else probabilities.to_state
+                end as to_state,
+                sum(probabilities.probability) as probability
+            from scenarios
+            cross join probabilities
+            where probabilities.from_state <> scenarios.removed_state
+            group by 1, 2, 3
+            union all
+            select scenarios.removed_state, absorbing.state, absorbing.state, 1.0
+            from scenarios
+            cross join (
+                select '(conversion)' as state union all select '(null)' as state
+            ) as absorbing
+        )"""
+    ]
+    for i in range(1, MARKOV_SQUARINGS + 1):
+        parts.append(
+            f"""
+        matrix_{i} as (
+            select
+                a.removed_state, a.from_state, b.to_state,
+                {rd("sum(a.probability * b.probability)", 15, settings)} as probability
+            from matrix_{i - 1} as a
+            inner join matrix_{i - 1} as b
+                on a.removed_state = b.removed_state and a.to_state = b.from_state
+            group by 1, 2, 3
+        )"""
+        )
+    effect = rd(
+        "greatest(0, 1 - removed.conversion_probability / whole.conversion_probability)",
+        12,
+        settings,
+    )
+    parts.append(
+        f"""
+        conversion_probabilities as (
+            select
+                scenarios.removed_state,
+                coalesce(reached.probability, 0) as conversion_probability
+            from scenarios
+            left join matrix_{MARKOV_SQUARINGS} as reached
+                on scenarios.removed_state = reached.removed_state
+                and reached.from_state = '(start)'
+                and reached.to_state = '(conversion)'
+        ),
+        removal_effects as (
+            select
+                markov_channels.channel,
+                case when whole.conversion_probability > 0 then {effect} else 0 end
+                    as removal_effect
+            from markov_channels
+            inner join conversion_probabilities as removed
+                on markov_channels.channel = removed.removed_state
+            cross join (
+                select conversion_probability from conversion_probabilities
+                where removed_state = '(none)'
+            ) as whole
+        )"""
+    )
+    return ",".join(parts)
+
+
+def credits_sql(
+    settings: Settings,
+    model: str,
+    window_days: int = 30,
+    source_windows: Mapping[str, int] | None = None,
+    valid_only: bool = True,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+) -> tuple[str, dict[str, Any]]:
+    """The query `attribution_credits` runs (the mart's SQL, for this window)."""
+    if model not in ALL_MODELS:
+        raise ValueErrorWithKnownValues("attribution model", model, ALL_MODELS, "Pick one of them.")
+    half_life = _half_life(half_life_days)
+    window, params = window_expression(window_days, source_windows)
+    params["half_life"] = half_life
+    raw_credit = {
+        "first_touch": "case when touchpoint_position = 1 then 1.0 end",
+        "last_touch": "case when touchpoint_position = touchpoint_count then 1.0 end",
+        "linear": "1.0 / touchpoint_count",
+        "position_based": """case
+                when touchpoint_count = 1 then 1.0
+                when touchpoint_count = 2 then 0.5
+                when touchpoint_position = 1 or touchpoint_position = touchpoint_count then 0.4
+                else 0.2 / (touchpoint_count - 2)
+            end""",
+        "time_decay": "decay_weight / sum(decay_weight) over (partition by conversion_id)",
+        "data_driven": """case
+                when path_removal_effect > 0
+                    then removal_effect / path_removal_effect / channel_touchpoints
+                else 1.0 / touchpoint_count
+            end""",
+    }[model]
+    # The Markov chain learns from the paths of valid conversions and the
+    # touchpoints eligible for none (int_channel_paths_sequenced), whatever valid_only.
+    markov = (
+        ","
+        + """
+        converted_touchpoints as (
+            select distinct touchpoint_id from matched where is_valid
+        ),
+        unconverted as (
+            select
+                'non_conversion' as path_kind,
+                touchpoints.stitched_id as path_id,
+                cast(null as boolean) as is_valid,
+                touchpoints.channel,
+                row_number() over (
+                    partition by touchpoints.stitched_id
+                    order by touchpoints.touched_at, touchpoints.touchpoint_id
+                ) as step
+            from touchpoints
+            left join converted_touchpoints
+                on touchpoints.touchpoint_id = converted_touchpoints.touchpoint_id
+            where converted_touchpoints.touchpoint_id is null
+        ),
+        paths as (
+            select
+                'conversion' as path_kind,
+                conversion_id as path_id,
+                is_valid,
+                channel,
+                touchpoint_position as step
+            from matched
+            union all
+            select * from unconverted
+        ),"""
+        + markov_sql(settings, "paths")
+        if model == "data_driven"
+        else ""
+    )
+    effects_join = (
+        "left join removal_effects on matched.channel = removal_effects.channel"
+        if model == "data_driven"
+        else ""
+    )
+    effect = "coalesce(removal_effects.removal_effect, 0)" if model == "data_driven" else "0"
+    tracking = ",\n            ".join(f"touchpoints.{c}" for c in TRACKING_COLUMNS)
+    sql = f"""
+        with
+        conversions as (
+            select * from {relation("conversions", settings)}
+        ),
+        touchpoints as (
+            select * from {relation("touchpoints", settings)}
+        ),
+        windowed_touchpoints as (
+            select touchpoint_id, stitched_id, touched_at, channel, {window} as window_days
+            from touchpoints
+        ),
+        matched as (
+            select
+                conversions.conversion_id,
+                conversions.converted_at,
+                conversions.is_valid,
+                windowed_touchpoints.touchpoint_id,
+                windowed_touchpoints.touched_at,
+                windowed_touchpoints.channel,
+                row_number() over (
+                    partition by conversions.conversion_id
+                    order by windowed_touchpoints.touched_at, windowed_touchpoints.touchpoint_id
+                ) as touchpoint_position,
+                count(*) over (partition by conversions.conversion_id) as touchpoint_count
+            from conversions
+            inner join windowed_touchpoints
+                on conversions.stitched_id = windowed_touchpoints.stitched_id
+                and windowed_touchpoints.touched_at < conversions.converted_at
+                and windowed_touchpoints.touched_at
+                    >= conversions.converted_at
+                    - windowed_touchpoints.window_days * interval '1 day'
+        ){markov},
+        aged as (
+            select
+                matched.*,
+                (
+                    cast(extract(epoch from matched.converted_at) as double precision)
+                    - cast(extract(epoch from matched.touched_at) as double precision)
+                ) / 86400.0 as age_days,
+                {effect} as removal_effect,
+                count(*) over (
+                    partition by matched.conversion_id, matched.channel
+                ) as channel_touchpoints,
+                row_number() over (
+                    partition by matched.conversion_id, matched.channel
+                    order by matched.touchpoint_position
+                ) as step_of_channel
+            from matched
+            {effects_join}
+        ),
+        decayed as (
+            select
+                *,
+                exp(-ln(2.0) * age_days / :half_life) as decay_weight,
+                sum(case when step_of_channel = 1 then removal_effect else 0 end) over (
+                    partition by conversion_id
+                ) as path_removal_effect
+            from aged
+        ),
+        shares as (
+            select * from (
+                select
+                    conversion_id,
+                    touchpoint_id,
+                    touchpoint_position,
+                    touchpoint_count,
+                    {raw_credit} as raw_credit
+                from decayed
+            ) as all_shares
+            where raw_credit is not null
+        ),
+        rounded_shares as (
+            select
+                *,
+                cast({_round_double("raw_credit", 6, settings)} as numeric(9, 6)) as rounded_credit,
+                row_number() over (
+                    partition by conversion_id order by touchpoint_position desc
+                ) as reverse_position
+            from shares
+        ),
+        credited as (
+            select
+                *,
+                case
+                    when reverse_position = 1
+                        then 1 - (
+                            sum(rounded_credit) over (partition by conversion_id)
+                            - rounded_credit
+                        )
+                    else rounded_credit
+                end as exact_credit
+            from rounded_shares
+        ),
+        valued as (
+            select
+                credited.*,
+                conversions.value,
+                cast(
+                    round(conversions.value * credited.exact_credit, 2) as numeric(18, 2)
+                ) as rounded_value
+            from credited
+            inner join conversions on credited.conversion_id = conversions.conversion_id
+        ),
+        value_sums as (
+            select
+                *,
+                sum(rounded_value) over (partition by conversion_id) as rounded_value_sum
+            from valued
+        )
+        select
+            value_sums.conversion_id,
+            '{model}' as attribution_model,
+            value_sums.touchpoint_id,
+            touchpoints.touched_at,
+            cast(value_sums.touchpoint_position as integer) as touchpoint_position,
+            cast(value_sums.touchpoint_count as integer) as touchpoint_count,
+            cast(value_sums.exact_credit as numeric(9, 6)) as credit,
+            cast(
+                case
+                    when value_sums.reverse_position = 1
+                        then value_sums.value
+                            - (value_sums.rounded_value_sum - value_sums.rounded_value)
+                    else value_sums.rounded_value
+                end as numeric(18, 2)
+            ) as attributed_value,
+            conversions.currency,
+            conversions.is_valid,
+            conversions.stitched_id,
+            conversions.event,
+            conversions.converted_at,
+            {tracking},
+            touchpoints.referrer,
+            touchpoints.channel
+        from value_sums
+        inner join conversions on value_sums.conversion_id = conversions.conversion_id
+        inner join touchpoints on value_sums.touchpoint_id = touchpoints.touchpoint_id
+        {"where conversions.is_valid" if valid_only else ""}
+        order by conversions.converted_at, value_sums.conversion_id, value_sums.touchpoint_position
+    """
+    return sql, params
+
+
+def attribution_credits(
+    model: str = "linear",
+    window_days: int = 30,
+    source_windows: Mapping[str, int] | None = None,
+    valid_only: bool = True,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """One row per attributed conversion and credited touchpoint under `model`
+    (first_touch, last_touch, linear, position_based, time_decay,
+    data_driven), computed for this window: the rows of the
+    `attribution_credits` mart for the same settings (vars `window_days`,
+    `source_windows`, `time_decay_half_life_days`). Credits sum to exactly 1
+    per conversion. `half_life_days` is time_decay's half-life. data_driven
+    learns its Markov chain from valid conversions and non-converting paths
+    (whatever `valid_only`, which only filters the rows returned).
+
+    >>> attribution_credits("time_decay", half_life_days=3)
+    """
+    settings = settings or load_settings()
+    sql, params = credits_sql(
+        settings, model, window_days, source_windows, valid_only, half_life_days
+    )
+    return fetch(sql, params, settings)
+
+
+def attribution_by_channel(
+    model: str = "last_touch",
+    window_days: int = 30,
+    source_windows: Mapping[str, int] | None = None,
+    valid_only: bool = True,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    exclude_direct: bool = False,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """Conversions and value credited to each channel under `model`: one row per
+    (channel, currency) with `conversions` (the sum of credits) and `value`
+    (the sum of attributed values); channel None = conversions with no eligible
+    touchpoint. The same sums as `attribution_credits` (or, for first/last
+    touch, `conversion_attribution`) grouped by channel and currency.
+    """
+    settings = settings or load_settings()
+    if model not in ALL_MODELS:
+        raise ValueErrorWithKnownValues("attribution model", model, ALL_MODELS, "Pick one of them.")
+    if exclude_direct and model != "last_touch":
+        raise AttributionArgumentError(
+            f"exclude_direct applies to last_touch (last non-direct click), not {model!r}."
+        )
+    listed = attribute_conversions(
+        "last_touch" if model in MULTI_TOUCH_MODELS else model,
+        window_days,
+        source_windows,
+        valid_only,
+        settings,
+        exclude_direct=exclude_direct,
+    )
+    sums: dict[tuple[str | None, str | None], list[Any]] = {}
+
+    def add(channel: str | None, currency: str | None, credit: Decimal, value: Any) -> None:
+        entry = sums.setdefault((channel, currency), [Decimal(0), None])
+        entry[0] += credit
+        if value is not None:
+            entry[1] = (entry[1] or Decimal(0)) + value
+
+    for row in listed:
+        if row["touchpoint_id"] is None:
+            add(None, row["currency"], Decimal(1), row["value"])
+        elif model in ATTRIBUTION_MODELS:
+            add(row["channel"], row["currency"], Decimal(1), row["value"])
+    if model in MULTI_TOUCH_MODELS:
+        for row in attribution_credits(
+            model, window_days, source_windows, valid_only, half_life_days, settings
+        ):
+            add(row["channel"], row["currency"], row["credit"], row["attributed_value"])
+    return [
+        {
+            "attribution_model": model,
+            "channel": channel,
+            "currency": currency,
+            "conversions": total,
+            "value": value,
+        }
+        for (channel, currency), (total, value) in sorted(
+            sums.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or "", kv[0][1] or "")
+        )
+    ]
+
+
+# -- command line (trackhouse.cli) ------------------------------------------------
 def parse_source_window(text: str) -> tuple[str, int]:
     """'google=14' -> ('google', 14); the source is everything before the last '='."""
     source, sep, days = text.rpartition("=")
@@ -224,45 +720,41 @@ def parse_source_window(text: str) -> tuple[str, int]:
     return source, int(days)
 
 
-def _cmd_attribution(args: argparse.Namespace) -> int:
-    source_windows = dict(parse_source_window(s) for s in args.source_window)
-    rows = attribute_conversions(
-        model=args.model,
-        window_days=args.window_days,
-        source_windows=source_windows or None,
-        valid_only=not args.all,
-        settings=load_settings(getattr(args, "target", None)),
-    )
-    if args.format == "table":
-        rows = [{c: row[c] for c in TABLE_COLUMNS} for row in rows]
-    print(render(rows, args.format))
-    return 0
+def run_attribution_query(
+    model: str = "last_touch",
+    window_days: int = 30,
+    source_windows: Mapping[str, int] | None = None,
+    valid_only: bool = True,
+    half_life_days: float | None = None,
+    by: str | None = None,
+    exclude_direct: bool = False,
+    settings: Settings | None = None,
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """What `trackhouse query attribution` prints: the rows and the columns of
+    its table format. first/last touch: `attribute_conversions`; the other
+    models: `attribution_credits`; `by="channel"`: `attribution_by_channel`."""
+    if half_life_days is not None and model != "time_decay":
+        raise AttributionArgumentError(
+            f"--half-life applies to --model time_decay, not {model!r}; drop it or pick "
+            "--model time_decay."
+        )
+    half_life = DEFAULT_HALF_LIFE_DAYS if half_life_days is None else half_life_days
+    if by is not None:
+        if by not in BY_OPTIONS:
+            raise ValueErrorWithKnownValues("--by", by, BY_OPTIONS, "Group by one of them.")
+        rows = attribution_by_channel(
+            model, window_days, source_windows, valid_only, half_life, exclude_direct, settings
+        )
+        return rows, ("attribution_model", "channel", "currency", "conversions", "value")
+    if model in ATTRIBUTION_MODELS:
+        rows = attribute_conversions(
+            model, window_days, source_windows, valid_only, settings, exclude_direct
+        )
+        return rows, TABLE_COLUMNS
+    if exclude_direct:
+        raise AttributionArgumentError(
+            f"--exclude-direct applies to --model last_touch, not {model!r}."
+        )
+    rows = attribution_credits(model, window_days, source_windows, valid_only, half_life, settings)
+    return rows, CREDIT_TABLE_COLUMNS
 
-
-def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "attribution",
-        help="first/last-touch attribution of conversions, for any window",
-        description=(
-            "Which touchpoint each conversion is credited to, computed for the window "
-            "given (the conversion_attribution mart uses the dbt vars)."
-        ),
-    )
-    p.add_argument("--model", choices=ATTRIBUTION_MODELS, default="last_touch")
-    p.add_argument("--window-days", type=int, default=30, metavar="N", help="default window (days)")
-    p.add_argument(
-        "--source-window",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="SRC=N",
-        help="window for one exact utm_source (several, or repeated); default=N sets the "
-        "default window",
-    )
-    p.add_argument(
-        "--all",
-        action="store_true",
-        help="include unconfirmed and deactivated conversions (default: valid ones only)",
-    )
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.set_defaults(func=_cmd_attribution)

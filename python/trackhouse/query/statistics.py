@@ -10,13 +10,10 @@ the CLI and a SQL query on the marts always agree.
 
 from __future__ import annotations
 
-import argparse
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
-from ..output import FORMATS, render
 from ..settings import Settings, load_settings
 from . import fetch, relation
 
@@ -145,7 +142,8 @@ def _explain_empty(metric: str, object: ObjectFilter, settings: Settings) -> Non
             "metric",
             metric,
             known,
-            "Register your own metrics in seeds/trackhouse_metrics.csv (docs/statistics.md).",
+            "Register your own metrics in a seed named by the dbt var trackhouse_metrics_seeds "
+            "(docs/statistics.md).",
         )
     if isinstance(object, str):
         domain, metric_ref = _split_metric(metric)
@@ -163,52 +161,3 @@ def _explain_empty(metric: str, object: ObjectFilter, settings: Settings) -> Non
                 known_types,
                 "Pass one of them, or object=True for all.",
             )
-
-
-def _cmd_statistics(args: argparse.Namespace) -> int:
-    settings = load_settings(getattr(args, "target", None))
-    object_filter: ObjectFilter = args.object_type or (True if args.by_object else None)
-    rows = statistics(
-        args.metric, args.period, args.start, args.end, object=object_filter, settings=settings
-    )
-    if args.format == "table":
-        rows = [{**row, "value": _plain_number(row["value"])} for row in rows]
-    print(render(rows, args.format))
-    return 0
-
-
-def _plain_number(value: Any) -> Any:
-    """147.000000 -> 147 and 15.500000 -> 15.5, for people (JSON keeps numbers as numbers)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else value.normalize()
-    return value
-
-
-def add_cli(subparsers: Any) -> None:
-    """`trackhouse query statistics --metric D.M --period P [--start D] [--end D] [--by-object]`."""
-    p = subparsers.add_parser(
-        "statistics",
-        help="a metric's statistics per date (and per object) from the statistics marts",
-        description=(
-            "Rows of statistics_by_date (or statistics_by_date_and_object with --by-object) "
-            "for one metric and period; dates are inclusive, in the report time zone."
-        ),
-    )
-    p.add_argument(
-        "--metric", required=True, metavar="D.M", help="domain.metric, e.g. users.user_count"
-    )
-    p.add_argument("--period", required=True, choices=PERIODS)
-    p.add_argument("--start", metavar="D", help="first date, YYYY-MM-DD (inclusive)")
-    p.add_argument("--end", metavar="D", help="last date, YYYY-MM-DD (inclusive)")
-    p.add_argument(
-        "--by-object",
-        action="store_true",
-        help="one row per object (statistics_by_date_and_object)",
-    )
-    p.add_argument(
-        "--object-type",
-        metavar="T",
-        help="by object, only this object type (e.g. account); implies --by-object",
-    )
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.set_defaults(func=_cmd_statistics)
