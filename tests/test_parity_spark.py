@@ -117,7 +117,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built]
     pin_received_at(duck)
     result["duckdb"] = Built(duck, dbt_build(duck, tmp / "dbt-duckdb"))
 
-    spark_env = {"TRACKHOUSE_TARGET": "spark", "TRACKHOUSE_SPARK_DIR": str(tmp / "spark")}
+    spark_env = {
+        "TRACKHOUSE_TARGET": "spark",
+        "TRACKHOUSE_SPARK_DIR": str(tmp / "spark"),
+        "TRACKHOUSE_SPARK_SHUFFLE_PARTITIONS": "2",
+    }
     wh = new_warehouse("spark", spark_env, tmp / "spark-wh")
     report = load_files([data], settings=wh.settings)
     assert report.accepted == report.received > 2000, report.summary()

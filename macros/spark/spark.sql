@@ -140,3 +140,18 @@
 {% macro spark__dateadd(datepart, interval, from_date_or_timestamp) -%}
     timestampadd({{ datepart }}, cast({{ interval }} as int), cast({{ from_date_or_timestamp }} as timestamp_ntz))
 {%- endmacro %}
+
+{#- Java regular expressions; the channel rules keep to what POSIX, RE2 and Java share -#}
+{% macro spark__regex_matches(expr, pattern) -%}
+    ({{ expr }} rlike {{ pattern }})
+{%- endmacro %}
+
+{#- Spark rounds a double through its decimal representation (HALF_UP), as DuckDB -#}
+{% macro spark__round_double(expr, places) -%}
+    round(cast({{ expr }} as double), {{ places }})
+{%- endmacro %}
+
+{#- Parquet tables have no DELETE, so `trackhouse forget` is not offered on Spark
+    (docs/spark.md): there is nothing to reset after -#}
+{% macro spark__reset_after_deletions() -%}
+{%- endmacro %}
