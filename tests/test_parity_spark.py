@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from test_parity import (
     API_CALLS,
     CLI_CALLS,
@@ -39,16 +40,18 @@ from test_parity import (
     assert_same_rows,
     dbt_build,
     new_warehouse,
-    pin_received_at,
 )
 
 from trackhouse.demo import write_demo_file
+from trackhouse.engine import get_engine
 from trackhouse.loader import load_files
 from trackhouse.schema import ALL_TABLES
 
 from conftest import ROOT, TARGETS, Warehouse
 
 LABELS = ("duckdb", "spark")
+# The raw tables a load fills (batches holds commit times: compared by count).
+RAW = [t for t in ALL_TABLES if "received_at" in t.c]
 
 pytestmark = [
     pytest.mark.slow,
@@ -93,7 +96,7 @@ def pin_received_at_spark(wh: Warehouse) -> None:
     from trackhouse import spark
 
     session = spark.session(wh.settings)
-    for table in ALL_TABLES:
+    for table in RAW:
         name = f"`{wh.settings.raw_schema}`.`{table.name}`"
         columns = [
             f"timestamp_ntz'{RECEIVED_AT.isoformat(sep=' ')}' as received_at"
@@ -114,7 +117,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built]
     duck_env = {"TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(tmp / "p.duckdb")}
     duck = new_warehouse("duckdb", duck_env, tmp / "duckdb")
     load_files([data], settings=duck.settings)
-    pin_received_at(duck)
+    with get_engine(duck.settings).begin() as conn:
+        for table in RAW:
+            name = f'"{duck.settings.raw_schema}"."{table.name}"'
+            conn.execute(sa.text(f"update {name} set received_at = :at"), {"at": RECEIVED_AT})
     result["duckdb"] = Built(duck, dbt_build(duck, tmp / "dbt-duckdb"))
 
     spark_env = {
@@ -135,7 +141,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built]
     spark.session(wh.settings).stop()
 
 
-@pytest.mark.parametrize("table", [t.name for t in ALL_TABLES])
+@pytest.mark.parametrize("table", [t.name for t in RAW])
 def test_raw_tables_are_identical_on_spark(built: dict[str, Built], table: str) -> None:
     rows = {target: b.wh.raw(table) for target, b in built.items()}
     if table != "rejected":

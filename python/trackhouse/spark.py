@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .errors import ConfigError, TrackhouseError
 from .parsing import Batch
-from .schema import ALL_TABLES
+from .schema import LOAD_SEQUENCE, metadata
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -39,19 +40,22 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _created: set[tuple[str, str]] = set()
 
-_SPARK_TYPES: dict[type, str] = {
-    sa.Text: "string",
-    sa.DateTime: "timestamp_ntz",
-    sa.Date: "date",
-    sa.Boolean: "boolean",
-    sa.Integer: "bigint",
-}
+_SPARK_TYPES: list[tuple[type, str]] = [
+    (sa.Text, "string"),
+    (sa.DateTime, "timestamp_ntz"),
+    (sa.Date, "date"),
+    (sa.Boolean, "boolean"),
+    (sa.Integer, "bigint"),  # BigInteger too
+]
 
 
 def _spark_type(column: sa.Column) -> str:
     if isinstance(column.type, sa.Numeric):
         return f"decimal({column.type.precision or 38},{column.type.scale or 0})"
-    return _SPARK_TYPES[type(column.type)]
+    for sa_type, spark_type in _SPARK_TYPES:
+        if isinstance(column.type, sa_type):
+            return spark_type
+    raise TypeError(f"no Spark type for {column.table.name}.{column.name} ({column.type})")
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -99,19 +103,28 @@ def ensure_raw_tables(settings: Settings) -> None:
     spark = session(settings)
     schema = settings.raw_schema
     spark.sql(f"create database if not exists `{schema}`")
-    for table in ALL_TABLES:
+    for table in metadata.sorted_tables:
         cols = ", ".join(f"`{c.name}` {_spark_type(c)}" for c in table.columns)
         spark.sql(f"create table if not exists `{schema}`.`{table.name}` ({cols}) using parquet")
     _created.add(key)
 
 
-def _frame(spark: SparkSession, settings: Settings, batch: Batch, name: str) -> Any:
+def _frame(spark: SparkSession, settings: Settings, batch: Batch, name: str, seq: int) -> Any:
+    """The batch's rows of one raw table in the table's column order and types, numbered
+    with the batch's load_sequence."""
+    from pyspark.sql import functions as F
+
     from .writer import batch_table
 
     target = spark.table(f"`{settings.raw_schema}`.`{name}`")
     df = spark.createDataFrame(batch_table(batch, name))
     # The table's column types (Arrow int64 -> bigint, naive timestamps -> timestamp_ntz).
-    return df.select([df[f.name].cast(f.dataType).alias(f.name) for f in target.schema.fields])
+    return df.select(
+        [
+            (F.lit(seq) if f.name == LOAD_SEQUENCE else df[f.name]).cast(f.dataType).alias(f.name)
+            for f in target.schema.fields
+        ]
+    )
 
 
 def write_batch(settings: Settings, batch: Batch) -> WriteResult:
@@ -121,11 +134,15 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
     ensure_raw_tables(settings)
     spark = session(settings)
     raw = settings.raw_schema
-    events = _frame(spark, settings, batch, "events").dropDuplicates(["message_id"])
+    seq = int(
+        spark.sql(f"select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from `{raw}`.`batches`")
+        .collect()[0][0]
+    )
+    events = _frame(spark, settings, batch, "events", seq).dropDuplicates(["message_id"])
     ledger = spark.table(f"`{raw}`.`events`").select("message_id")
     new_ids = events.select("message_id").join(ledger, "message_id", "left_anti").localCheckpoint()
     for name in _present(batch):
-        rows = _frame(spark, settings, batch, name).dropDuplicates(["event_id"])
+        rows = _frame(spark, settings, batch, name, seq).dropDuplicates(["event_id"])
         have = spark.table(f"`{raw}`.`{name}`").select("event_id")
         rows = rows.join(new_ids.withColumnRenamed("message_id", "event_id"), "event_id", "semi")
         rows = rows.join(have, "event_id", "left_anti")
@@ -134,9 +151,13 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
     if new_events:
         fresh = events.join(new_ids, "message_id", "semi")
         fresh.select(spark.table(f"`{raw}`.`events`").columns).write.insertInto(f"`{raw}`.`events`")
+    spark.sql(
+        f"insert into `{raw}`.`batches` values ({seq}, "
+        f"timestamp_ntz'{datetime.now(UTC).replace(tzinfo=None).isoformat(sep=' ')}', {new_events})"
+    )
     new_rejected = 0
     if batch.rejected:
-        rejected = _frame(spark, settings, batch, "rejected").dropDuplicates(["rejected_id"])
+        rejected = _frame(spark, settings, batch, "rejected", seq).dropDuplicates(["rejected_id"])
         have = spark.table(f"`{raw}`.`rejected`").select("rejected_id")
         fresh = rejected.join(have, "rejected_id", "left_anti").localCheckpoint()
         new_rejected = fresh.count()
