@@ -117,6 +117,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built]
     duck_env = {"TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(tmp / "p.duckdb")}
     duck = new_warehouse("duckdb", duck_env, tmp / "duckdb")
     load_files([data], settings=duck.settings)
+    load_files([data], settings=duck.settings)  # as on Spark below: a second batch, all known
     with get_engine(duck.settings).begin() as conn:
         for table in RAW:
             name = f'"{duck.settings.raw_schema}"."{table.name}"'
