@@ -196,3 +196,16 @@ def execute(settings: Settings, sql: str) -> None:
 
 
 __all__ = ["ensure_raw_tables", "execute", "fetch", "session", "write_batch"]
+
+
+def report_timezone_name(settings: Settings) -> str | None:
+    """The report time zone of the last `dbt build` on Spark (overview.report_timezone_name
+    for the other targets); None before the first build."""
+    spark = session(settings)
+    if not spark.catalog.tableExists(f"{settings.mart_schema}.trackhouse_settings"):
+        return None
+    rows = fetch(
+        settings,
+        f'select report_timezone from "{settings.mart_schema}"."trackhouse_settings" limit 1',
+    )
+    return str(rows[0]["report_timezone"]) if rows and rows[0]["report_timezone"] else None
