@@ -133,6 +133,10 @@ class Settings:
                 port=int(o.get("port", 5432)),
                 database=o.get("dbname") or o.get("database"),
             ).render_as_string(hide_password=False)
+        if self.is_spark:
+            # Not a SQLAlchemy URL (Spark is read through trackhouse.spark): the key by
+            # which caches tell warehouses apart.
+            return f"spark:///{self.spark_dir}"
         raise ConfigError(
             f"target {self.target!r} has type {o['type']!r}; "
             "trackhouse supports duckdb, postgres and spark (spark has no SQLAlchemy URL: "

@@ -209,3 +209,29 @@ def report_timezone_name(settings: Settings) -> str | None:
         f'select report_timezone from "{settings.mart_schema}"."trackhouse_settings" limit 1',
     )
     return str(rows[0]["report_timezone"]) if rows and rows[0]["report_timezone"] else None
+
+
+class DriverConnection:
+    """The part of a DB-API connection trackhouse's bulk paths use (`execute` then
+    `fetchall`/`fetchone`), on the process's SparkSession: what `engine.raw_connection`
+    yields on Spark. Parquet has no transactions: `commit`/`rollback` do nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rows: list[tuple[Any, ...]] = []
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> DriverConnection:
+        self._rows = [tuple(row.values()) for row in fetch(self.settings, sql, params)]
+        return self
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
