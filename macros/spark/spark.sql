@@ -155,3 +155,31 @@
     (docs/spark.md): there is nothing to reset after -#}
 {% macro spark__reset_after_deletions() -%}
 {%- endmacro %}
+
+{# -- portable spellings ------------------------------------------------------- #}
+
+{#- 8-byte floating point: `double precision` (PostgreSQL, DuckDB), `double` (Spark) -#}
+{% macro double_type() -%}
+    {{ return(adapter.dispatch('double_type', 'trackhouse')()) }}
+{%- endmacro %}
+
+{% macro default__double_type() -%}
+    double precision
+{%- endmacro %}
+
+{% macro spark__double_type() -%}
+    double
+{%- endmacro %}
+
+{#- seconds since 1970-01-01 of a UTC timestamp without zone (fractions kept) -#}
+{% macro epoch_seconds(expr) -%}
+    {{ return(adapter.dispatch('epoch_seconds', 'trackhouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__epoch_seconds(expr) -%}
+    extract(epoch from {{ expr }})
+{%- endmacro %}
+
+{% macro spark__epoch_seconds(expr) -%}
+    (unix_micros(cast({{ expr }} as timestamp_ltz)) / 1000000.0)
+{%- endmacro %}
