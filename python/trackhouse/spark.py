@@ -235,3 +235,64 @@ class DriverConnection:
 
     def rollback(self) -> None:
         pass
+
+
+class _Row(tuple):  # type: ignore[type-arg]
+    """A result row: a tuple with `_mapping` and attribute access (as SQLAlchemy's Row)."""
+
+    _mapping: dict[str, Any]
+
+    def __new__(cls, mapping: dict[str, Any]) -> _Row:
+        row = super().__new__(cls, tuple(mapping.values()))
+        row._mapping = mapping
+        return row
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class _Result(list):  # type: ignore[type-arg]
+    def one(self) -> _Row:
+        if len(self) != 1:
+            raise TrackhouseError(f"expected one row, got {len(self)}")
+        return self[0]  # type: ignore[no-any-return]
+
+    def first(self) -> _Row | None:
+        return self[0] if self else None
+
+    def scalar(self) -> Any:
+        return self[0][0] if self else None
+
+    def all(self) -> list[_Row]:
+        return list(self)
+
+
+class ReadConnection:
+    """The part of a SQLAlchemy connection the summary and overview use (`execute` of
+    Core statements or text), on Spark: statements are compiled to SQL with the
+    PostgreSQL dialect and literal values, then run with double-quoted identifiers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> _Result:
+        from sqlalchemy.dialects import postgresql
+
+        if isinstance(statement, sa.TextClause):
+            sql = str(statement)
+        else:
+            sql = str(
+                statement.compile(
+                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+                )
+            )
+        return _Result(_Row(row) for row in fetch(self.settings, sql, params))
+
+    def table_names(self, schema: str) -> set[str]:
+        catalog = session(self.settings).catalog
+        if not catalog.databaseExists(schema):
+            return set()
+        return {t.name for t in catalog.listTables(schema)}
