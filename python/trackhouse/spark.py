@@ -175,6 +175,9 @@ def fetch(
 
     spark = session(settings)
     with _lock:
+        # dbt-spark turns ANSI mode off in the session; "double-quoted" identifiers need it.
+        ansi = spark.conf.get("spark.sql.ansi.enabled")
+        spark.conf.set("spark.sql.ansi.enabled", "true")
         spark.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
         try:
             rows = spark.sql(sql, args=dict(params or {})).collect()
@@ -187,6 +190,7 @@ def fetch(
             raise
         finally:
             spark.conf.unset("spark.sql.ansi.doubleQuotedIdentifiers")
+            spark.conf.set("spark.sql.ansi.enabled", ansi)
     return [row.asDict() for row in rows]
 
 
