@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for the test suite: PostgreSQL server
-# binaries (initdb, pg_ctl) and Chromium for the Dagster UI browser test.
+# binaries (initdb, pg_ctl), Chromium for the Dagster UI browser test, and a Java
+# runtime for the Spark target (pyspark starts a JVM).
 set -euo pipefail
 
 need=()
@@ -8,9 +9,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   need+=(postgresql)
 fi
 command -v chromium >/dev/null || need+=(chromium)
+command -v java >/dev/null || need+=(default-jre-headless)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system-deps: PostgreSQL and Chromium are present"
+  echo "system-deps: PostgreSQL, Chromium and Java are present"
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then

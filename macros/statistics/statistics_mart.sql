@@ -188,12 +188,12 @@ merged as (
 
 final as (
     select
-        cast(domain as varchar) as domain,
-        cast(metric as varchar) as metric,
-        cast(period as varchar) as period,
+        cast(domain as {{ dbt.type_string() }}) as domain,
+        cast(metric as {{ dbt.type_string() }}) as metric,
+        cast(period as {{ dbt.type_string() }}) as period,
         cast(date as date) as date,
         {%- for column in object_columns %}
-        cast({{ column }} as varchar) as {{ column }},
+        cast({{ column }} as {{ dbt.type_string() }}) as {{ column }},
         {%- endfor %}
         cast(value as numeric(38, 6)) as value
     from merged

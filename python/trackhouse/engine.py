@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import WarehouseBusyError, WarehouseMissingError
+from .errors import ConfigError, WarehouseBusyError, WarehouseMissingError
 from .schema import init_schema
 from .settings import Settings, load_settings
 
@@ -83,8 +83,17 @@ def _create(url: str, is_duckdb: bool, read_only: bool) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
+def _no_engine_on_spark(settings: Settings) -> None:
+    if settings.is_spark:
+        raise ConfigError(
+            f"target {settings.target!r} is Spark, which has no SQLAlchemy engine here; "
+            "read it with trackhouse.spark.fetch(settings, sql) or trackhouse.query.fetch"
+        )
+
+
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or load_settings()
+    _no_engine_on_spark(settings)
     if settings.is_duckdb:
         settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     return _engine(settings.sqlalchemy_url, settings.is_duckdb)
@@ -102,6 +111,12 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
     On DuckDB, waits while another process holds the file, then raises
     `WarehouseBusyError` naming the file and what to do.
     """
+    if settings.is_spark:
+        from .spark import DriverConnection, ensure_raw_tables
+
+        ensure_raw_tables(settings)
+        yield DriverConnection(settings)
+        return
     engine = get_engine(settings)
     timeout = _lock_timeout.get()
     timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
@@ -136,6 +151,11 @@ _initialised: set[tuple[str, str]] = set()
 
 def ensure_schema(settings: Settings) -> None:
     """Create the raw schema once per process (the first write does it too)."""
+    if settings.is_spark:
+        from .spark import ensure_raw_tables
+
+        ensure_raw_tables(settings)
+        return
     key = (settings.sqlalchemy_url, settings.raw_schema)
     if key in _initialised:
         return
@@ -146,6 +166,7 @@ def ensure_schema(settings: Settings) -> None:
 def read_engine(settings: Settings | None = None) -> Engine:
     """The engine for reads; on DuckDB it opens the file read-only and never creates it."""
     settings = settings or load_settings()
+    _no_engine_on_spark(settings)
     if settings.is_duckdb:
         check_warehouse_exists(settings)
     return _engine(settings.sqlalchemy_url, settings.is_duckdb, True)

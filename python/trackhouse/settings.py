@@ -17,7 +17,7 @@ from .errors import ConfigError
 
 PROFILE_NAME = "trackhouse"
 DEFAULT_RAW_SCHEMA = "trackhouse_raw"
-TARGETS = ("duckdb", "postgres")
+TARGETS = ("duckdb", "postgres", "spark")
 
 
 def find_project_dir(start: Path | None = None) -> Path:
@@ -77,6 +77,16 @@ class Settings:
         return self.output["type"] == "duckdb"
 
     @property
+    def is_spark(self) -> bool:
+        return self.output["type"] == "spark"
+
+    @cached_property
+    def spark_dir(self) -> Path:
+        """Spark's warehouse directory and Derby metastore ($TRACKHOUSE_SPARK_DIR when
+        the settings were loaded, like every other value of the profile)."""
+        return self.resolve(str(self.output.get("trackhouse_spark_dir", "data/spark")))
+
+    @property
     def mart_schema(self) -> str:
         return str(self.output.get("schema", "main" if self.is_duckdb else "public"))
 
@@ -101,6 +111,8 @@ class Settings:
             return self.resolve(explicit)
         if self.is_duckdb:
             return self.duckdb_path.with_name(self.duckdb_path.name + ".spool")
+        if self.is_spark:
+            return self.spark_dir / "spool"
         o = self.output
         where = f"{o.get('host')}-{o.get('port', 5432)}-{o.get('dbname') or o.get('database')}"
         return self.resolve(f"data/spool/{self.target}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", where))
@@ -121,9 +133,14 @@ class Settings:
                 port=int(o.get("port", 5432)),
                 database=o.get("dbname") or o.get("database"),
             ).render_as_string(hide_password=False)
+        if self.is_spark:
+            # Not a SQLAlchemy URL (Spark is read through trackhouse.spark): the key by
+            # which caches tell warehouses apart.
+            return f"spark:///{self.spark_dir}"
         raise ConfigError(
             f"target {self.target!r} has type {o['type']!r}; "
-            "trackhouse supports duckdb and postgres."
+            "trackhouse supports duckdb, postgres and spark (spark has no SQLAlchemy URL: "
+            "it is read through trackhouse.spark)."
         )
 
     def dbt_env(self) -> dict[str, str]:
@@ -134,6 +151,8 @@ class Settings:
         env.setdefault("DBT_PROFILES_DIR", str(self.project_dir))
         if self.is_duckdb:
             env["TRACKHOUSE_DUCKDB_PATH"] = str(self.duckdb_path)
+        if self.is_spark:
+            env["TRACKHOUSE_SPARK_DIR"] = str(self.spark_dir)
         return env
 
 
@@ -160,9 +179,12 @@ def load_settings(target: str | None = None, project_dir: Path | None = None) ->
             f"target {chosen!r} is not in {path}; valid targets: {', '.join(sorted(outputs))}. "
             "Set TRACKHOUSE_TARGET to one of them."
         )
+    output = _render(outputs[chosen])
+    if output.get("type") == "spark":
+        output["trackhouse_spark_dir"] = os.environ.get("TRACKHOUSE_SPARK_DIR", "data/spark")
     return Settings(
         project_dir=project_dir,
         target=str(chosen),
-        output=_render(outputs[chosen]),
+        output=output,
         raw_schema=os.environ.get("TRACKHOUSE_RAW_SCHEMA", DEFAULT_RAW_SCHEMA),
     )

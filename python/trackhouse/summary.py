@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,10 +55,19 @@ def collect(settings: Settings) -> dict[str, Any]:
         "top_campaigns": [],
     }
     raw, mart = settings.raw_schema, settings.mart_schema
-    with read_connection(settings) as conn:
-        inspector = sa.inspect(conn)
+    if settings.is_spark:  # no SQLAlchemy engine: trackhouse.spark.ReadConnection
+        from .spark import ReadConnection
+
+        reading: Any = contextlib.nullcontext(ReadConnection(settings))
+    else:
+        reading = read_connection(settings)
+    with reading as conn:
         names: dict[str, set[str]] = {}
         for schema in (raw, mart):
+            if settings.is_spark:
+                names[schema] = conn.table_names(schema)
+                continue
+            inspector = sa.inspect(conn)
             names[schema] = set(inspector.get_table_names(schema=schema)) | set(
                 inspector.get_view_names(schema=schema)
             )

@@ -91,6 +91,10 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
     """Write every row of `batch` in one transaction; return what was new."""
     if not len(batch):
         return WriteResult()
+    if settings.is_spark:
+        from . import spark
+
+        return spark.write_batch(settings, batch)
     ensure_schema(settings)
     with raw_connection(settings) as conn:
         if settings.is_duckdb:

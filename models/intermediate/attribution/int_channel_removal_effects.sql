@@ -60,7 +60,7 @@ probabilities as (
     select
         from_state,
         to_state,
-        cast(transition_count as double precision)
+        cast(transition_count as {{ trackhouse.double_type() }})
         / sum(transition_count) over (partition by from_state) as probability
     from transitions
 ),

@@ -58,7 +58,7 @@ walks as (
     inner join first_links as next_link
         on walks.reached_id = next_link.anonymous_id
     where
-        strpos(walks.visited, chr(31) || next_link.user_id || chr(31)) = 0
+        position(chr(31) || next_link.user_id || chr(31) in walks.visited) = 0
         and walks.steps < 100
 ),
 

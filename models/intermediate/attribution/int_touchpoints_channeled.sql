@@ -23,7 +23,7 @@ channel_hosts as (
 ),
 
 {# read once: the signatures and the final join both use it #}
-counted as materialized (
+counted as {{ trackhouse.materialized_hint() }} (
     select
         *,
         coalesce(
@@ -63,9 +63,9 @@ source_categories as (
         from (select distinct traffic_source from signatures) as sources
         inner join channel_hosts
             on
-                strpos(
-                    '.' || sources.traffic_source || '.',
+                position(
                     '.' || lower(channel_hosts.domain) || '.'
+                    in '.' || sources.traffic_source || '.'
                 ) > 0
     ) as matches
     where match_rank = 1
@@ -117,7 +117,7 @@ matching_rules as (
                 {%- for click_id in click_ids %}
                     or (
                         categorized.has_{{ click_id }}
-                        and strpos('|' || channel_rules.click_ids || '|', '|{{ click_id }}|') > 0
+                        and position('|{{ click_id }}|' in '|' || channel_rules.click_ids || '|') > 0
                     )
                 {%- endfor %}
             )

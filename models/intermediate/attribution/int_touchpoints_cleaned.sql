@@ -44,10 +44,10 @@ bot_agents as (
     select distinct user_agents.user_agent
     from user_agents
     inner join bot_user_agents
-        on strpos(lower(user_agents.user_agent), bot_user_agents.pattern) > 0
+        on position(bot_user_agents.pattern in lower(user_agents.user_agent)) > 0
 ),
 
-split_urls as materialized (
+split_urls as {{ trackhouse.materialized_hint() }} (
     select
         *,
         {{ trackhouse.regex_group('url', '^[^?#]*[?]([^#]*)') }} as query_string,
@@ -65,7 +65,7 @@ split_urls as materialized (
     the regexes and decoding subqueries again for every reference (170 s
     instead of a few for 200k page views).
 #}
-raw_values as materialized (
+raw_values as {{ trackhouse.materialized_hint() }} (
     select
         {%- for parameter in parameters %}
             {{ trackhouse.query_parameter('query_string', parameter) }} as raw_{{ parameter }},
@@ -77,7 +77,7 @@ raw_values as materialized (
     from split_urls
 ),
 
-decoded_values as materialized (
+decoded_values as {{ trackhouse.materialized_hint() }} (
     select
         {%- for parameter in parameters %}
             {{ trackhouse.url_decode('raw_' ~ parameter) }} as decoded_{{ parameter }},
@@ -87,7 +87,7 @@ decoded_values as materialized (
 ),
 
 {# The URL's value wins; context.campaign fills the utm_* the URL lacks. #}
-cleaned_values as materialized (
+cleaned_values as {{ trackhouse.materialized_hint() }} (
     select
         {%- for parameter in parameters %}
             {%- if parameter in campaign_fields %}

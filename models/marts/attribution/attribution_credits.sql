@@ -56,8 +56,8 @@ aged as (
         matched.*,
         touchpoints.channel,
         (
-            cast(extract(epoch from conversions.converted_at) as double precision)
-            - cast(extract(epoch from matched.touched_at) as double precision)
+            cast({{ trackhouse.epoch_seconds('conversions.converted_at') }} as {{ trackhouse.double_type() }})
+            - cast({{ trackhouse.epoch_seconds('matched.touched_at') }} as {{ trackhouse.double_type() }})
         ) / 86400.0 as age_days,
         coalesce(removal_effects.removal_effect, 0) as removal_effect,
         count(*) over (

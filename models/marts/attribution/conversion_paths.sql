@@ -132,8 +132,8 @@ final as (
         last_touched_at,
         cast(
             {{ trackhouse.round_double(
-                '(cast(extract(epoch from ended_at) as double precision)'
-                ~ ' - cast(extract(epoch from first_touched_at) as double precision)) / 86400.0', 2) }}
+                '(cast(' ~ trackhouse.epoch_seconds('ended_at') ~ ' as ' ~ trackhouse.double_type() ~ ')'
+                ~ ' - cast(' ~ trackhouse.epoch_seconds('first_touched_at') ~ ' as ' ~ trackhouse.double_type() ~ ')) / 86400.0', 2) }}
             as numeric(12, 2)
         ) as days_from_first_touch,
         first_channel,

@@ -106,7 +106,7 @@ final as (
         cast(cohort_users as bigint) as cohort_users,
         cast(active_users as bigint) as active_users,
         cast(
-            {{ trackhouse.round_double('cast(active_users as double precision) / cohort_users', 6) }}
+            {{ trackhouse.round_double('cast(active_users as ' ~ trackhouse.double_type() ~ ') / cohort_users', 6) }}
             as numeric(9, 6)
         ) as retention
     from bounded

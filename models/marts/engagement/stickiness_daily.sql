@@ -123,13 +123,13 @@ final as (
         cast(
             case
                 when wau > 0
-                    then {{ trackhouse.round_double('cast(dau as double precision) / wau', 6) }}
+                    then {{ trackhouse.round_double('cast(dau as ' ~ trackhouse.double_type() ~ ') / wau', 6) }}
             end as numeric(9, 6)
         ) as dau_wau_ratio,
         cast(
             case
                 when mau > 0
-                    then {{ trackhouse.round_double('cast(dau as double precision) / mau', 6) }}
+                    then {{ trackhouse.round_double('cast(dau as ' ~ trackhouse.double_type() ~ ') / mau', 6) }}
             end as numeric(9, 6)
         ) as dau_mau_ratio
     from counted

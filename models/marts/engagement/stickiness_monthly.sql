@@ -42,7 +42,7 @@ final as (
         cast(sum(users) over (partition by month_start_date) as bigint) as active_users,
         cast(
             {{ trackhouse.round_double(
-                'cast(users as double precision) / sum(users) over (partition by month_start_date)', 6) }}
+                'cast(users as ' ~ trackhouse.double_type() ~ ') / sum(users) over (partition by month_start_date)', 6) }}
             as numeric(9, 6)
         ) as user_share
     from distribution

@@ -27,6 +27,10 @@ def fetch(
 ) -> list[dict[str, Any]]:
     """Run a read query on the target; rows as dicts keyed by column name."""
     settings = settings or load_settings()
+    if settings.is_spark:
+        from .. import spark
+
+        return spark.fetch(settings, sql, params)
     try:
         with read_connection(settings) as conn:
             result = conn.execute(sa.text(sql), dict(params or {}))
