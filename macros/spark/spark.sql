@@ -171,6 +171,21 @@
     double
 {%- endmacro %}
 
+{#- the text type the contracts declare: `varchar` (PostgreSQL, DuckDB; not
+    dbt.type_string(), which is `text` on PostgreSQL and would fail the incremental
+    models' on_schema_change check), `string` (Spark) -#}
+{% macro varchar_type() -%}
+    {{ return(adapter.dispatch('varchar_type', 'trackhouse')()) }}
+{%- endmacro %}
+
+{% macro default__varchar_type() -%}
+    varchar
+{%- endmacro %}
+
+{% macro spark__varchar_type() -%}
+    string
+{%- endmacro %}
+
 {#- seconds since 1970-01-01 of a UTC timestamp without zone (fractions kept) -#}
 {% macro epoch_seconds(expr) -%}
     {{ return(adapter.dispatch('epoch_seconds', 'trackhouse')(expr)) }}

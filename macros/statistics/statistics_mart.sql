@@ -188,12 +188,12 @@ merged as (
 
 final as (
     select
-        cast(domain as {{ dbt.type_string() }}) as domain,
-        cast(metric as {{ dbt.type_string() }}) as metric,
-        cast(period as {{ dbt.type_string() }}) as period,
+        cast(domain as {{ trackhouse.varchar_type() }}) as domain,
+        cast(metric as {{ trackhouse.varchar_type() }}) as metric,
+        cast(period as {{ trackhouse.varchar_type() }}) as period,
         cast(date as date) as date,
         {%- for column in object_columns %}
-        cast({{ column }} as {{ dbt.type_string() }}) as {{ column }},
+        cast({{ column }} as {{ trackhouse.varchar_type() }}) as {{ column }},
         {%- endfor %}
         cast(value as numeric(38, 6)) as value
     from merged
