@@ -8,6 +8,7 @@ batch written twice — or by two processes at once — lands exactly once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,9 +97,20 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
 
         return spark.write_batch(settings, batch)
     ensure_schema(settings)
+    if settings.is_duckdb:
+        for attempt in range(3):
+            try:
+                with raw_connection(settings) as conn:
+                    return _write_duckdb(conn, settings.raw_schema, batch)
+            except Exception as exc:
+                # Seen once under load: registering the batch's Arrow tables failed
+                # with "Table Function with name python_arrow_scan does not exist"
+                # (DuckDB, while another thread opened a database). The batch is one
+                # transaction and was rolled back, so writing it again is safe.
+                if "python_arrow_scan" not in str(exc) or attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
     with raw_connection(settings) as conn:
-        if settings.is_duckdb:
-            return _write_duckdb(conn, settings.raw_schema, batch)
         return _write_postgres(conn, settings.raw_schema, batch)
 
 
