@@ -156,3 +156,10 @@ def warehouse(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield Warehouse(target=target, env=env, tmp=tmp_path)
+    if target != "duckdb":
+        # Give the server its connections back: this test's pools close, and its
+        # database goes (also ending what a stray drain thread still holds).
+        from trackhouse.engine import dispose_engines
+
+        dispose_engines()
+        server.drop_database(dbname)

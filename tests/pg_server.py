@@ -29,7 +29,7 @@ from typing import Any
 # Settings for a server that only lives as long as a test session: durability
 # off (a crash loses nothing we need), enough connections for parallel loaders.
 FAST_OPTIONS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
-COMMON_OPTIONS = ("max_connections=100",)
+COMMON_OPTIONS = ("max_connections=200",)
 START_ATTEMPTS = 4
 
 
@@ -184,6 +184,10 @@ class PostgresServer:
         with self.connect() as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
             conn.execute(f'create database "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
 
     def stop(self) -> None:
         if self.datadir.exists():

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from trackhouse import engine
+from trackhouse.cli import EXIT_FAILURE
 from trackhouse.engine import ensure_schema
 from trackhouse.errors import WarehouseBusyError, WarehouseMissingError
 from trackhouse.query import fetch
@@ -334,7 +335,7 @@ def test_a_mistyped_duckdb_path_is_a_clear_error_and_creates_nothing(
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2
+    assert done.returncode == EXIT_FAILURE  # the warehouse said no; not a usage error
     assert str(typo) in done.stderr and "make demo" in done.stderr
     with pytest.raises(WarehouseMissingError, match="trackhouse load"):
         fetch("select 1", settings=load_settings("duckdb", ROOT))

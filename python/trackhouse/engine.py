@@ -16,11 +16,12 @@ Two ways in:
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,11 +64,41 @@ def _forget_connections_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_connections_in_child)
 
 
-@lru_cache(maxsize=16)
+ENGINE_CACHE_SIZE = 16
+_engines: OrderedDict[tuple[str, bool, bool], Engine] = OrderedDict()
+_engines_lock = threading.Lock()
+
+
 def _engine(url: str, is_duckdb: bool, read_only: bool = False) -> Engine:
-    engine = _create(url, is_duckdb, read_only)
-    _created.append(engine)
+    """One engine (one pool) per warehouse URL, the least recently used of more
+    than ENGINE_CACHE_SIZE disposed: a process that talks to many PostgreSQL
+    databases in turn (a test session, a multi-tenant job) keeps at most that
+    many pools' idle connections open, not one pool per database it ever used."""
+    key = (url, is_duckdb, read_only)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            _engines.move_to_end(key)
+            return engine
+        engine = _engines[key] = _create(url, is_duckdb, read_only)
+        _created.append(engine)
+        while len(_engines) > ENGINE_CACHE_SIZE:
+            _, evicted = _engines.popitem(last=False)
+            _created.remove(evicted)
+            # Idle connections close now; one checked out closes when returned
+            # (the engine stays usable for whoever still holds it).
+            evicted.dispose()
     return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection this process holds (engines stay usable:
+    they reconnect on next use). For a caller done with its warehouses, e.g. a
+    test that drops its PostgreSQL database afterwards."""
+    with _engines_lock:
+        engines = list(_engines.values())
+    for engine in engines:
+        engine.dispose()
 
 
 def _create(url: str, is_duckdb: bool, read_only: bool) -> Engine:
