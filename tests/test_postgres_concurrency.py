@@ -90,9 +90,11 @@ def finish(proc: subprocess.Popen[str], what: str) -> dict[str, Any]:
 
 
 def raw_rows(wh: Warehouse, table: str) -> list[tuple[Any, ...]]:
-    """A raw table without the columns that say when and from which file a row came."""
+    """A raw table without the columns that say when, in which batch and from which
+    file a row came (load_sequence numbers batches in commit order, which concurrent
+    loaders interleave)."""
     rows = wh.query(f'select * from "{wh.settings.raw_schema}"."{table}"')
-    skip = {"received_at", "source", "line_number"}
+    skip = {"received_at", "load_sequence", "source", "line_number"}
     return sorted(
         (tuple(v for k, v in row.items() if k not in skip) for row in rows),
         key=lambda r: tuple((v is None, str(v)) for v in r),
