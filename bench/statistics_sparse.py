@@ -74,7 +74,7 @@ def add_typo_sources(db: Path, count: int) -> None:
                 'typo-tp' || i, 'typo-anon' || i, null,
                 timestamp '2024-01-01 12:00:00' + to_seconds(i * (364 * 86400 // {count})),
                 'https://shop.example/landing?utm_source=gogle' || i, null,
-                'Mozilla/5.0 (X11)', null, now()::timestamp
+                'Mozilla/5.0 (X11)', null, now()::timestamp, 1
             from range({count}) as t (i)
             """
         )

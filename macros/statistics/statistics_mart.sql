@@ -6,6 +6,9 @@
     (your own trackers), and recorded statistics without / with an object. A
     recorded value wins over a computed one for the same key: it is what
     someone stated on purpose (a correction, or history from before tracking).
+    By object the rows are sparse (trackhouse.track_statistics); the trackers
+    keep a computed lifetime row on the day after each recorded lifetime value,
+    so that carrying lifetime forward (the query API) resumes the computed value.
 
     Incremental: each tracker recomputes only from its own from_date on (the
     last lookback_days, or earlier where its daily values changed, or where a
