@@ -312,6 +312,19 @@ def test_builtin_metrics_full_incremental_late_events_and_recorded(warehouse):
         vars=FIRST_VARS,
     )
     first = {m: mart_rows(warehouse, m) for m in MARTS}
+    if warehouse.target == "postgres":  # dbt_project.yml: indexes on the delete+insert keys
+        indexes = warehouse.query(
+            "select tablename, indexdef from pg_indexes where schemaname = :schema",
+            {"schema": warehouse.settings.mart_schema},
+        )
+        assert {
+            (r["tablename"], r["indexdef"].split(" USING btree ")[1])
+            for r in indexes
+            if r["tablename"] in MARTS
+        } >= {
+            ("statistics_by_date", "(metric, period, date)"),
+            ("statistics_by_date_and_object", "(metric, object_type, period, date)"),
+        }
     assert_same(first["statistics_by_date"], by_date, "first build, by date")
     stored = sparse(FIRST_LOAD, by_object)
     assert_same(first["statistics_by_date_and_object"], stored, "first build, by object")
