@@ -81,7 +81,8 @@ def generate(db: Path, events: int, conversions: int, users: int, touchpoints: i
                 'e' || i,
                 'u' || (hash(session * 31 + 7) % {users}),
                 occurred_at,
-                occurred_at + interval 10 minute
+                occurred_at + interval 10 minute,
+                1
             from timed
             order by i
             """
@@ -94,7 +95,7 @@ def generate(db: Path, events: int, conversions: int, users: int, touchpoints: i
                 timestamp '2023-07-01' + to_seconds(hash(n) % (540 * 86400)),
                 hash(n * 3) % 10 <> 0,
                 case when hash(n * 5) % 10 < 7 then 'a' || (hash(n * 7) % {ACCOUNTS}) end,
-                timestamp '2023-07-01', timestamp '2023-07-01'
+                timestamp '2023-07-01', timestamp '2023-07-01', 1
             from range({users}) as t (n)
             """
         )
@@ -116,7 +117,7 @@ def generate(db: Path, events: int, conversions: int, users: int, touchpoints: i
                 (hash(i * 5) % 20000) / 100.0,
                 case when hash(i * 7) % 5 = 0 then 'USD' else 'EUR' end,
                 hash(i * 11) % 20 <> 0, true, null, null,
-                occurred_at + interval 10 minute
+                occurred_at + interval 10 minute, 1
             from timed
             order by i
             """
@@ -140,7 +141,7 @@ def generate(db: Path, events: int, conversions: int, users: int, touchpoints: i
                 null,
                 case when hash(i * 7) % 50 = 0 then 'Googlebot/2.1' else 'Mozilla/5.0 (X11)' end,
                 null,
-                occurred_at + interval 10 minute
+                occurred_at + interval 10 minute, 1
             from timed
             order by i
             """
@@ -160,7 +161,7 @@ def add_day(db: Path, events: int, conversions: int, users: int) -> dict[str, in
             select
                 'new' || i, 'u' || (hash(i // {EVENTS_PER_SESSION} * 17 + 3) % {users}),
                 timestamp '{AS_OF_INCREMENTAL}' + to_seconds(i * 86400 // {per_day}),
-                now()::timestamp
+                now()::timestamp, 2
             from range({per_day}) as t (i)
             """
         )
@@ -170,7 +171,7 @@ def add_day(db: Path, events: int, conversions: int, users: int) -> dict[str, in
             select
                 'new-ce' || i, 'new-c' || i, 'purchase', 'anon' || i, null,
                 timestamp '{AS_OF_INCREMENTAL}' + to_seconds(i * 86400 // {conversions_per_day}),
-                10.00, 'EUR', true, true, null, null, now()::timestamp
+                10.00, 'EUR', true, true, null, null, now()::timestamp, 2
             from range({conversions_per_day}) as t (i)
             """
         )
@@ -190,7 +191,7 @@ def add_late_events(db: Path, events: int, conversions: int) -> dict[str, int]:
             select
                 'late' || i, 'late-u' || (i % 1000),
                 timestamp '2024-11-15 12:00:00' + to_seconds(i % 3600),
-                now()::timestamp
+                now()::timestamp, 3
             from range({late_events}) as t (i)
             """
         )
@@ -200,7 +201,7 @@ def add_late_events(db: Path, events: int, conversions: int) -> dict[str, int]:
             select
                 'late-ce' || i, 'late-c' || i, 'upgrade', 'anon' || i, null,
                 timestamp '2024-10-01 12:00:00', 25.50, 'USD', true, true, null, null,
-                now()::timestamp
+                now()::timestamp, 3
             from range({late_conversions}) as t (i)
             """
         )

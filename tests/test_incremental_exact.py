@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from trackhouse.engine import ensure_schema, get_engine
 from trackhouse.loader import LoadReport, load_stream
+from trackhouse.query.statistics import statistics
 
-from factories import track
+from factories import statistic, track
 
 ACTIVITY = ["activity_hourly", "active_users", "usage_subscription_periods"]
 SELECT = ["+active_users", "+usage_subscription_periods"]
@@ -294,7 +295,22 @@ def test_statistics_forget_refunded_dates_and_dates_after_an_earlier_as_of(wareh
                 value=10,
                 currency="EUR",
                 is_active=False,
-            )
+            ),
+            # by object (sparse): USD loses its only conversion, so every USD row goes;
+            # GBP appears with a late conversion between stored dates;
+            conversion("2024-03-12T09:30:00Z", "c3-refund", conversion_id="c3", is_active=False),
+            conversion("2024-03-03T12:00:00Z", "c4", conversion_id="c4", value=4, currency="GBP"),
+            # a recorded lifetime value on a date without data: the computed value is
+            # kept on the next date, where the query API carries it forward from.
+            statistic(
+                "2024-03-12T10:00:00Z",
+                "attribution.conversion_count",
+                50,
+                "lifetime",
+                "2024-03-11",
+                object_type="event",
+                object_id="purchase",
+            ),
         ],
         "refund.ndjson",
     )
@@ -304,6 +320,31 @@ def test_statistics_forget_refunded_dates_and_dates_after_an_earlier_as_of(wareh
         row[1] == "conversion_count" and row[3] == date(2024, 3, 1)
         for row in incremental["statistics_by_date"]
     )
+    by_object = {
+        (r["metric"], r["period"], r["date"], r["object_id"]): r["value"]
+        for r in warehouse.table("statistics_by_date_and_object", "date")
+    }
+    assert not any(key[3] == "USD" for key in by_object)
+    assert by_object["conversion_value", "week", date(2024, 3, 9), "GBP"] == 4
+    assert ("conversion_value", "week", date(2024, 3, 10), "GBP") not in by_object
+    assert by_object["conversion_count", "lifetime", date(2024, 3, 11), "purchase"] == 50
+    assert by_object["conversion_count", "lifetime", date(2024, 3, 12), "purchase"] == 2
+    lifetime = statistics(
+        "attribution.conversion_count",
+        "lifetime",
+        "2024-03-09",
+        object="event",
+        settings=warehouse.settings,
+    )
+    assert [(r["date"].day, r["object_id"], r["value"]) for r in lifetime] == [
+        (9, "purchase", 1),
+        (10, "purchase", 2),
+        (11, "purchase", 50),
+        (12, "purchase", 2),
+        (13, "purchase", 2),
+        (14, "purchase", 2),
+        (15, "purchase", 2),
+    ]
     stats(vars, full_refresh=True)
     assert incremental == statistic_rows(warehouse)
 

@@ -6,6 +6,9 @@
     (your own trackers), and recorded statistics without / with an object. A
     recorded value wins over a computed one for the same key: it is what
     someone stated on purpose (a correction, or history from before tracking).
+    By object the rows are sparse (trackhouse.track_statistics); the trackers
+    keep a computed lifetime row on the day after each recorded lifetime value,
+    so that carrying lifetime forward (the query API) resumes the computed value.
 
     Incremental: each tracker recomputes only from its own from_date on (the
     last lookback_days, or earlier where its daily values changed, or where a
@@ -41,9 +44,9 @@ recorded as (
 
 {%- if is_incremental() %}
 
-{# What the trackers compare their fresh daily values with (they read only `day`
-   rows): a stored value that a recorded statistic overrode says nothing about the
-   computation, so it is null. #}
+{# What the trackers compare their fresh daily values with (their `day` rows) and
+   look for keys they no longer produce in: a stored value that a recorded
+   statistic overrode says nothing about the computation, so it is null. #}
 stored as (
     select
         previous.domain,
@@ -63,7 +66,6 @@ stored as (
             {%- for column in object_columns %}
             and previous.{{ column }} = recorded.{{ column }}
             {%- endfor %}
-    where previous.period = 'day'
 ),
 
 recorded_changes as (
@@ -94,6 +96,19 @@ recorded_changes as (
 
 {%- set domain_ref, metric_ref = tracker.metric.split('.') %}
 {%- do computed_relations.append('tracked_' ~ metric_ref) %}
+{#- By object, lifetime rows are kept on the day after a recorded lifetime value,
+    so that the value carried forward from there is the computed one again. -#}
+{%- set keep_lifetime_on -%}
+    select
+        recorded.object_id,
+        cast({{ dbt.dateadd('day', 1, 'recorded.date') }} as date) as kept_date
+    from recorded
+    where
+        recorded.domain = '{{ domain_ref }}'
+        and recorded.metric = '{{ metric_ref }}'
+        and recorded.period = 'lifetime'
+        and recorded.object_type = '{{ tracker.object_type }}'
+{%- endset %}
 {%- set recompute_from -%}
     (
         select recorded_changes.changed_date
@@ -116,6 +131,7 @@ tracked_{{ metric_ref }} as (
         stored='stored' if is_incremental() else none,
         recompute_from=recompute_from if is_incremental() else none,
         by_object=by_object,
+        keep_lifetime_on=keep_lifetime_on if by_object else none,
     ) | indent(4) }}
 ),
 

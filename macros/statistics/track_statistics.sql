@@ -5,28 +5,46 @@
     Returns a `with ... select` of statistic rows (domain, metric, period, date,
     [object_type, object_id,] value) that can be a whole model or the body of a CTE.
 
+    Which rows:
+    - by date (by_object=false): every period on every date from the metric's
+      first date to the as-of date (dense);
+    - by object (by_object=true): sparse. `day` on the dates the object has data,
+      a rolling period (week, days_28, month) on the dates whose window holds data
+      of the object, `lifetime` on the dates the object has data (it only changes
+      there) and on the dates of `keep_lifetime_on`. A missing row means 0 for
+      day and the rolling periods and "unchanged since the previous row" for
+      lifetime; the query API fills them in (docs/statistics.md).
+
     How it stays linear in the data instead of one distinct count per date and period:
     - facts are reduced once to distinct (object, key, date) pairs (counting) or to
       daily sums (summing);
     - a rolling distinct count over N days is the number of "runs" of a key that
       cover the date: a run starts at a pair whose previous pair of the same key is
-      N or more days earlier, and ends N days after a pair whose next pair is N or
-      more days later. value(d) = runs started up to d - runs ended up to d - N:
-      two running sums over a dense date grid and one lag of N rows;
-    - a rolling sum over N days is cumsum(d) - cumsum(d - N) on the same grid;
+      N or more days earlier, and ends at a pair whose next pair is N or more days
+      later; it covers the dates up to N - 1 days after its end. value(d) = runs
+      started up to d - runs whose end + N is up to d: two running sums over the
+      date grid, the second of ends moved N days later;
+    - a rolling sum over N days is cumsum(d) - (the same sums moved N days later)(d);
     - lifetime is a running sum of first-seen dates (counting) or of daily sums.
+    The grid is every date by date; by object only the dates up to the longest
+    window after each date with data ("islands"), so its size follows the data,
+    not objects x days.
 
     Incremental (when `stored` is given, by default {{ this }} in an incremental
     run): only dates from `from_date` on are computed, where from_date is the
     earliest of
-    - the last stored date minus var('lookback_days'),
+    - the last stored `day` date minus var('lookback_days'),
     - the earliest date whose freshly counted `day` value differs from the stored
       one (late events of any age, removed data; needs the `day` period),
     - `recompute_from`, a SQL date expression the caller may add.
     Rolling windows then read only facts from from_date - (longest window - 1) on.
-    A stored date it no longer produces (after as_of, or from from_date on but
-    without data) comes back with a null value: the caller deletes those rows
+    A stored key (period, date, object) it no longer produces (after as_of, or from
+    from_date on) comes back with a null value: the caller deletes those rows
     (the statistics marts do, in trackhouse.delete_vanished_statistics).
+
+    output='series' returns instead one row per object and period with the
+    object's first date (domain, metric, period, object_type, object_id,
+    first_date): the series statistics_object_series lists for the query API.
 #}
 {% macro track_statistics(
     metric,
@@ -41,7 +59,9 @@
     where=none,
     stored=none,
     recompute_from=none,
-    by_object=false
+    by_object=false,
+    keep_lifetime_on=none,
+    output='rows'
 ) -%}
     {%- set caller_name = 'track_by_date_and_object' if by_object else 'track_by_date' -%}
     {%- set known_periods = trackhouse.statistic_periods() -%}
@@ -104,11 +124,16 @@
         ) }}
     {%- endif -%}
 
-    {%- if stored is none and is_incremental() -%}
+
+
+    {%- if stored is none and is_incremental() and output == 'rows' -%}
         {%- set stored = this -%}
     {%- endif -%}
-    {%- set incremental = stored is not none and stored is not false -%}
+    {%- set incremental = stored is not none and stored is not false and output == 'rows' -%}
     {%- set counting = count_distinct is not none -%}
+    {#- By object the rows are sparse (see the header). -#}
+    {%- set sparse = by_object -%}
+    {%- set keep = sparse and keep_lifetime_on is not none and 'lifetime' in periods -%}
     {#- Rolling periods longer than a day; `day` is the daily value itself. -#}
     {%- set rolling = [] -%}
     {%- for period in periods -%}
@@ -123,6 +148,7 @@
     {%- set longest_window = windows | max -%}
     {%- set lookback_days = var('lookback_days', 3) | int -%}
     {%- set object_expression = object_column if by_object else "''" -%}
+    {%- set string_type = dbt.type_string() -%}
 
 with
 
@@ -137,7 +163,7 @@ tracker_source as (
         {%- else -%}
             cast({{ date_column }} as date) as fact_date,
         {%- endif %}
-        cast({{ object_expression }} as {{ dbt.type_string() }}) as object_id,
+        cast({{ object_expression }} as {{ string_type }}) as object_id,
         {% if counting -%}
             {{ count_distinct }} as fact_key
         {%- else -%}
@@ -185,21 +211,37 @@ tracker_daily as (
     group by object_id, fact_date
 ),
 
-{# An object has rows from its first date on (SPEC: objects with data up to the date). #}
+{# An object's series starts at its first date (SPEC: objects with data up to the date). #}
 tracker_objects as (
     select
         object_id,
         min(fact_date) as first_date
     from tracker_daily
     group by object_id
-),
+)
+
+{%- if output == 'series' %}
+
+{%- for period in periods %}
+select
+    cast('{{ domain_ref }}' as {{ string_type }}) as domain,
+    cast('{{ metric_ref }}' as {{ string_type }}) as metric,
+    cast('{{ period }}' as {{ string_type }}) as period,
+    cast('{{ object_type if by_object else '' }}' as {{ string_type }}) as object_type,
+    object_id,
+    first_date
+from tracker_objects
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}
+
+{%- else -%},
 
 {%- if incremental %}
 
-{# Only the `day` rows are needed (to compare and for the last date), when day is tracked. #}
+{# The stored `day` rows (every stored row without `day`): what is compared, and the last date. #}
 tracker_stored as (
     select
-        {{ 'cast(object_id as ' ~ dbt.type_string() ~ ')' if by_object else "cast('' as " ~ dbt.type_string() ~ ")" }} as object_id,
+        {{ 'cast(object_id as ' ~ string_type ~ ')' if by_object else "cast('' as " ~ string_type ~ ")" }} as object_id,
         date as stored_date,
         value as stored_value
     from {{ stored }} as stored_rows
@@ -217,7 +259,9 @@ tracker_stored as (
 {#
     Where the fresh daily values disagree with the stored `day` rows, something
     changed: a late event, a removed or re-dated fact. A stored value that is null
-    (e.g. overridden by a recorded statistic) is not compared.
+    (e.g. overridden by a recorded statistic) is not compared. By date a stored 0
+    without fresh data is a date without data; by object (sparse) a stored `day`
+    row means there was data.
 #}
 tracker_changes as (
     {%- if 'day' in periods %}
@@ -229,7 +273,7 @@ tracker_changes as (
             and fresh.fact_date = tracker_stored.stored_date
     where
         tracker_stored.stored_date is null
-        or (fresh.fact_date is null and tracker_stored.stored_value <> 0)
+        or (fresh.fact_date is null and tracker_stored.stored_value {{ 'is not null' if sparse else '<> 0' }})
         or fresh.day_value <> tracker_stored.stored_value
     {%- else %}
     {#- Without `day` there is nothing cheap to compare: lookback_days only. #}
@@ -269,6 +313,98 @@ tracker_spine as (
     ) }}
 ),
 
+tracker_grid_start as (
+    select min(date_day) as start_date
+    from tracker_spine
+),
+
+{%- if sparse %}
+
+{# Dates with data in the grid; a gap longer than the longest window starts a new island. #}
+tracker_data_dates as (
+    select
+        object_id,
+        fact_date,
+        case
+            when {{ dbt.datediff(
+                'lag(fact_date) over (partition by object_id order by fact_date)',
+                'fact_date',
+                'day'
+            ) }} <= {{ longest_window }} then 0
+            else 1
+        end as starts_island
+    from tracker_daily
+    where fact_date >= (select tracker_grid_start.start_date from tracker_grid_start)
+),
+
+tracker_islands_numbered as (
+    select
+        object_id,
+        fact_date,
+        sum(starts_island) over (
+            partition by object_id
+            order by fact_date
+            rows between unbounded preceding and current row
+        ) as island
+    from tracker_data_dates
+),
+
+{# Each island runs from its first date with data to longest_window days after its
+   last one: every window that holds its data, and the day each window lets go of it. #}
+tracker_islands as (
+    select
+        object_id,
+        min(fact_date) as island_start,
+        cast({{ dbt.dateadd('day', longest_window, 'max(fact_date)') }} as date) as island_end
+    from tracker_islands_numbered
+    group by object_id, island
+),
+
+{%- if keep %}
+
+{# Extra dates that keep a lifetime row (within the object's series and the grid). #}
+tracker_kept as (
+    select distinct
+        kept.object_id,
+        kept.kept_date
+    from ({{ keep_lifetime_on }}) as kept
+    inner join tracker_objects
+        on
+            kept.object_id = tracker_objects.object_id
+            and kept.kept_date >= tracker_objects.first_date
+    where
+        kept.kept_date >= (select tracker_grid_start.start_date from tracker_grid_start)
+        and kept.kept_date <= (select tracker_as_of.as_of_date from tracker_as_of)
+),
+
+{%- endif %}
+
+tracker_grid as (
+    select
+        tracker_islands.object_id,
+        tracker_spine.date_day
+    from tracker_islands
+    inner join tracker_spine
+        on
+            tracker_spine.date_day >= tracker_islands.island_start
+            and tracker_spine.date_day <= tracker_islands.island_end
+    {%- if keep %}
+    union all
+    select
+        tracker_kept.object_id,
+        tracker_kept.kept_date as date_day
+    from tracker_kept
+    left join tracker_islands
+        on
+            tracker_kept.object_id = tracker_islands.object_id
+            and tracker_kept.kept_date >= tracker_islands.island_start
+            and tracker_kept.kept_date <= tracker_islands.island_end
+    where tracker_islands.object_id is null
+    {%- endif %}
+),
+
+{%- else %}
+
 tracker_grid as (
     select
         tracker_objects.object_id,
@@ -277,6 +413,8 @@ tracker_grid as (
     inner join tracker_spine
         on tracker_spine.date_day >= tracker_objects.first_date
 ),
+
+{%- endif %}
 
 {%- if counting and rolling %}
 
@@ -296,7 +434,7 @@ tracker_sequenced as (
             'day'
         ) }} as days_to_next
     from tracker_facts
-    where fact_date >= (select min(tracker_spine.date_day) from tracker_spine)
+    where fact_date >= (select tracker_grid_start.start_date from tracker_grid_start)
 ),
 
 tracker_runs as (
@@ -313,6 +451,39 @@ tracker_runs as (
         {%- endfor %}
     from tracker_sequenced
     group by object_id, fact_date
+),
+
+{%- endif %}
+
+{%- if rolling %}
+
+{# What leaves each rolling window: run ends (counting) or daily sums (summing),
+   moved to the date they drop out of it, N days later. #}
+tracker_leaving as (
+    select
+        object_id,
+        leaving_date,
+        {%- for period in rolling %}
+        sum(leaving_{{ period }}) as leaving_{{ period }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from (
+        {%- for period in rolling %}
+        select
+            object_id,
+            cast({{ dbt.dateadd('day', known_periods[period], 'fact_date') }} as date) as leaving_date
+            {%- for other in rolling %},
+            {% if other == period -%}
+                {{ 'ends_' ~ period if counting else 'day_value' }}
+            {%- else -%}
+                0
+            {%- endif %} as leaving_{{ other }}
+            {%- endfor %}
+        from {{ 'tracker_runs' if counting else 'tracker_daily' }}
+        where fact_date >= (select tracker_grid_start.start_date from tracker_grid_start)
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+    ) as moved
+    group by object_id, leaving_date
 ),
 
 {%- endif %}
@@ -350,7 +521,7 @@ tracker_lifetime_base as (
         object_id,
         sum(added_value) as base_value
     from tracker_lifetime_additions
-    where fact_date < (select min(tracker_spine.date_day) from tracker_spine)
+    where fact_date < (select tracker_grid_start.start_date from tracker_grid_start)
     group by object_id
 ),
 
@@ -360,22 +531,34 @@ tracker_measured as (
     select
         tracker_grid.object_id,
         tracker_grid.date_day,
-        coalesce(tracker_daily.day_value, 0) as day_value
+        coalesce(tracker_daily.day_value, 0) as day_value,
+        case when tracker_daily.fact_date is not null then tracker_grid.date_day end as data_date
+        {%- if keep %},
+        case when tracker_kept.object_id is not null then 1 else 0 end as is_kept
+        {%- endif %}
         {%- if 'lifetime' in periods %},
         coalesce(tracker_lifetime_additions.added_value, 0) as added_value,
         coalesce(tracker_lifetime_base.base_value, 0) as base_value
         {%- endif %}
-        {%- if counting %}
         {%- for period in rolling %},
-        coalesce(tracker_runs.starts_{{ period }}, 0) as starts_{{ period }},
-        coalesce(tracker_runs.ends_{{ period }}, 0) as ends_{{ period }}
-        {%- endfor %}
+        {%- if counting %}
+        coalesce(tracker_runs.starts_{{ period }}, 0) as entering_{{ period }},
+        {%- else %}
+        coalesce(tracker_daily.day_value, 0) as entering_{{ period }},
         {%- endif %}
+        coalesce(tracker_leaving.leaving_{{ period }}, 0) as leaving_{{ period }}
+        {%- endfor %}
     from tracker_grid
     left join tracker_daily
         on
             tracker_grid.object_id = tracker_daily.object_id
             and tracker_grid.date_day = tracker_daily.fact_date
+    {%- if keep %}
+    left join tracker_kept
+        on
+            tracker_grid.object_id = tracker_kept.object_id
+            and tracker_grid.date_day = tracker_kept.kept_date
+    {%- endif %}
     {%- if 'lifetime' in periods %}
     left join tracker_lifetime_additions
         on
@@ -390,25 +573,31 @@ tracker_measured as (
             tracker_grid.object_id = tracker_runs.object_id
             and tracker_grid.date_day = tracker_runs.fact_date
     {%- endif %}
+    {%- if rolling %}
+    left join tracker_leaving
+        on
+            tracker_grid.object_id = tracker_leaving.object_id
+            and tracker_grid.date_day = tracker_leaving.leaving_date
+    {%- endif %}
 ),
 
-{# Running sums per object over the dense grid: one row per date, so lag(n) = n days back. #}
-tracker_cumulated as (
+{# Running sums per object over the grid (every date a value changes on is in it). #}
+tracker_values as (
     select
         object_id,
         date_day,
-        day_value
+        data_date,
+        max(data_date) over grid_order as last_data_date,
+        day_value as value_day
+        {%- if keep %},
+        is_kept
+        {%- endif %}
         {%- if 'lifetime' in periods %},
         base_value + sum(added_value) over grid_order as value_lifetime
         {%- endif %}
         {%- for period in rolling %},
-        {%- if counting %}
-        sum(starts_{{ period }}) over grid_order as cumulative_starts_{{ period }},
-        sum(ends_{{ period }}) over grid_order as cumulative_ends_{{ period }}
-        {%- else %}
-        sum(day_value) over grid_order as cumulative_starts_{{ period }},
-        sum(day_value) over grid_order as cumulative_ends_{{ period }}
-        {%- endif %}
+        sum(entering_{{ period }}) over grid_order
+        - sum(leaving_{{ period }}) over grid_order as value_{{ period }}
         {%- endfor %}
     from tracker_measured
     window grid_order as (
@@ -418,82 +607,93 @@ tracker_cumulated as (
     )
 ),
 
-tracker_values as (
+tracker_fresh as (
+    {%- for period in periods %}
     select
-        object_id,
+        cast('{{ period }}' as {{ string_type }}) as period,
         date_day,
-        day_value as value_day
-        {%- if 'lifetime' in periods %},
-        value_lifetime
+        object_id,
+        value_{{ period }} as value
+    from tracker_values
+    where
+        date_day >= (select tracker_recompute.from_date from tracker_recompute)
+        {%- if sparse %}
+        {%- if period == 'day' %}
+        and data_date is not null
+        {%- elif period == 'lifetime' %}
+        and (data_date is not null{{ ' or is_kept = 1' if keep }})
+        {%- else %}
+        and {{ dbt.datediff('last_data_date', 'date_day', 'day') }} < {{ known_periods[period] }}
         {%- endif %}
-        {%- for period in rolling %},
-        cumulative_starts_{{ period }} - coalesce(
-            lag(cumulative_ends_{{ period }}, {{ known_periods[period] }})
-                over (partition by object_id order by date_day),
-            0
-        ) as value_{{ period }}
-        {%- endfor %}
-    from tracker_cumulated
+        {%- endif %}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 ),
 
 {%- if incremental %}
 
-{# Stored dates this run no longer produces: after as_of (an earlier as_of), or
-   from from_date on but outside the grid (a first date moved later, an object
-   or the whole metric without data left). Each gets a null row per period;
-   the statistics marts delete null rows after their insert. #}
+{# Stored keys this run no longer produces: dates after as_of (an earlier as_of),
+   or from from_date on without a fresh row (a first date moved later, an object
+   or the whole metric without data left, a window without data any more). Each
+   gets a null row; the statistics marts delete null rows after their insert. #}
 tracker_vanished as (
     select distinct
-        tracker_stored.object_id,
-        tracker_stored.stored_date
-    from tracker_stored
+        stored_rows.period,
+        stored_rows.date as date_day,
+        {{ 'cast(stored_rows.object_id as ' ~ string_type ~ ')' if by_object else "cast('' as " ~ string_type ~ ")" }} as object_id
+    from {{ stored }} as stored_rows
+    left join tracker_fresh
+        on
+            stored_rows.period = tracker_fresh.period
+            and stored_rows.date = tracker_fresh.date_day
+            {%- if by_object %}
+            and stored_rows.object_id = tracker_fresh.object_id
+            {%- endif %}
     where
-        tracker_stored.stored_date > (select tracker_as_of.as_of_date from tracker_as_of)
-        or (
-            tracker_stored.stored_date >= (select tracker_recompute.from_date from tracker_recompute)
-            and not exists (
-                select 1
-                from tracker_grid
-                where
-                    tracker_grid.object_id = tracker_stored.object_id
-                    and tracker_grid.date_day = tracker_stored.stored_date
-            )
+        stored_rows.domain = '{{ domain_ref }}'
+        and stored_rows.metric = '{{ metric_ref }}'
+        {%- if by_object %}
+        and stored_rows.object_type = '{{ object_type }}'
+        {%- endif %}
+        and stored_rows.period in ('{{ periods | join("', '") }}')
+        and tracker_fresh.period is null
+        and (
+            stored_rows.date > (select tracker_as_of.as_of_date from tracker_as_of)
+            or stored_rows.date >= (select tracker_recompute.from_date from tracker_recompute)
         )
 ),
 
 {%- endif %}
 
 tracker_final as (
-    {%- for period in periods %}
     select
-        cast('{{ domain_ref }}' as {{ dbt.type_string() }}) as domain,
-        cast('{{ metric_ref }}' as {{ dbt.type_string() }}) as metric,
-        cast('{{ period }}' as {{ dbt.type_string() }}) as period,
+        cast('{{ domain_ref }}' as {{ string_type }}) as domain,
+        cast('{{ metric_ref }}' as {{ string_type }}) as metric,
+        period,
         date_day as date,
         {%- if by_object %}
-        cast('{{ object_type }}' as {{ dbt.type_string() }}) as object_type,
+        cast('{{ object_type }}' as {{ string_type }}) as object_type,
         object_id,
         {%- endif %}
-        value_{{ period }} as value
-    from tracker_values
-    where date_day >= (select tracker_recompute.from_date from tracker_recompute)
+        value
+    from tracker_fresh
     {%- if incremental %}
     union all
     select
-        cast('{{ domain_ref }}' as {{ dbt.type_string() }}) as domain,
-        cast('{{ metric_ref }}' as {{ dbt.type_string() }}) as metric,
-        cast('{{ period }}' as {{ dbt.type_string() }}) as period,
-        stored_date as date,
+        cast('{{ domain_ref }}' as {{ string_type }}) as domain,
+        cast('{{ metric_ref }}' as {{ string_type }}) as metric,
+        period,
+        date_day as date,
         {%- if by_object %}
-        cast('{{ object_type }}' as {{ dbt.type_string() }}) as object_type,
+        cast('{{ object_type }}' as {{ string_type }}) as object_type,
         object_id,
         {%- endif %}
         cast(null as numeric(38, 6)) as value
     from tracker_vanished
     {%- endif %}
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
 )
 
 select * from tracker_final
+
+{%- endif %}
 {%- endmacro %}

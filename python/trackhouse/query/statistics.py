@@ -4,13 +4,20 @@
 `statistics_by_date` for that metric and period, `object=True` the rows of
 `statistics_by_date_and_object` (every object type), `object="account"` only
 those of one object type. The values are the marts' values (the dbt vars of the
-last `dbt build` decide the report time zone and the as-of date), so the API,
-the CLI and a SQL query on the marts always agree.
+last `dbt build` decide the report time zone and the as-of date).
+
+`statistics_by_date_and_object` is sparse: a row only where the object has data
+in the period's window (lifetime only on the dates it can change). By object,
+the API answers every date of each series (`statistics_object_series`: from the
+object's first date to the as-of date) as a dense table would: a date without a
+row is 0 for day and the rolling periods, and the previous row's value for
+lifetime. Recorded statistics outside a series are returned as recorded.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
@@ -20,10 +27,14 @@ from . import fetch, relation
 PERIODS = ("day", "week", "days_28", "month", "lifetime")
 BY_DATE = "statistics_by_date"
 BY_DATE_AND_OBJECT = "statistics_by_date_and_object"
+OBJECT_SERIES = "statistics_object_series"
 METRIC_REGISTRY = "trackhouse_metrics"
 
 BY_DATE_COLUMNS = ("domain", "metric", "period", "date", "value")
 BY_OBJECT_COLUMNS = ("domain", "metric", "period", "date", "object_type", "object_id", "value")
+
+# A date without a row in a series: the mart's numeric(38, 6) zero.
+ZERO = Decimal("0.000000")
 
 DateBound = date | str | None
 ObjectFilter = bool | str | None
@@ -129,6 +140,8 @@ def statistics(
         f"where {' and '.join(where)} order by {order}"
     )
     rows = fetch(sql, params, settings)
+    if by_object:
+        rows = _fill_series(rows, where, params, period, start_date, end_date, settings)
     if not rows:
         _explain_empty(metric, object, settings)
     return rows
@@ -161,3 +174,73 @@ def _explain_empty(metric: str, object: ObjectFilter, settings: Settings) -> Non
                 known_types,
                 "Pass one of them, or object=True for all.",
             )
+
+
+def _fill_series(
+    rows: list[dict[str, Any]],
+    where: list[str],
+    params: dict[str, Any],
+    period: str,
+    start_date: date | None,
+    end_date: date | None,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """The sparse by-object rows with the dates of each series they leave out filled in.
+
+    A series (statistics_object_series) runs from the object's first date to the
+    as-of date. A date of it without a row is 0 (day, rolling periods: no data
+    in the window) or the value of the series' previous row (lifetime: it did
+    not change). Rows outside every series (recorded statistics) stay as they are.
+    """
+    series_where = [w for w in where if not w.startswith("date ")]
+    series = fetch(
+        f"select domain, metric, object_type, object_id, first_date, as_of_date "
+        f"from {relation(OBJECT_SERIES, settings)} where {' and '.join(series_where)}",
+        params,
+        settings,
+    )
+    if not series:
+        return rows
+    by_key = {(r["object_type"], r["object_id"], r["date"]): r for r in rows}
+    # Lifetime before the range: the latest row of each object before start_date.
+    carried: dict[tuple[str, str], Any] = {}
+    if period == "lifetime" and start_date is not None:
+        mart = relation(BY_DATE_AND_OBJECT, settings)
+        latest = fetch(
+            f"select rows_.object_type, rows_.object_id, rows_.value from {mart} as rows_ "
+            f"inner join (select object_type, object_id, max(date) as latest_date from {mart} "
+            f"where {' and '.join(series_where)} and date < :start_date "
+            "group by object_type, object_id) as latest "
+            "on rows_.object_type = latest.object_type and rows_.object_id = latest.object_id "
+            f"and rows_.date = latest.latest_date "
+            f"where {' and '.join('rows_.' + w for w in series_where)}",
+            params,
+            settings,
+        )
+        carried = {(r["object_type"], r["object_id"]): r["value"] for r in latest}
+    filled = list(rows)
+    for one in series:
+        object_key = (one["object_type"], one["object_id"])
+        first = max(one["first_date"], start_date) if start_date else one["first_date"]
+        last = min(one["as_of_date"], end_date) if end_date else one["as_of_date"]
+        value = carried.get(object_key, ZERO)
+        day = first
+        while day <= last:
+            row = by_key.get((*object_key, day))
+            if row is not None:
+                value = row["value"]
+            else:
+                filled.append(
+                    {
+                        "domain": one["domain"],
+                        "metric": one["metric"],
+                        "period": period,
+                        "date": day,
+                        "object_type": one["object_type"],
+                        "object_id": one["object_id"],
+                        "value": value if period == "lifetime" else ZERO,
+                    }
+                )
+            day += timedelta(days=1)
+    filled.sort(key=lambda r: (r["date"], r["object_type"], r["object_id"]))
+    return filled
