@@ -94,13 +94,14 @@ def generate(db: Path, touchpoints: int, conversions: int, identities: int) -> d
                 'identify' as link_type,
                 timestamp '2024-01-01' + to_seconds({draw("i * 11 + device", half_year)})
                     as occurred_at,
-                timestamp '2024-07-01' as received_at
+                timestamp '2024-07-01' as received_at,
+                1 as load_sequence
             from ids, (select unnest([0, 1]) as device)
             where has_user and (device = 0 or has_second_device)
             union all
             select
                 'alias-' || i, 'old-' || i, 'anon-' || i || '-0', 'alias',
-                timestamp '2024-01-01', timestamp '2024-07-01'
+                timestamp '2024-01-01', timestamp '2024-07-01', 1
             from ids
             where has_alias
             """
@@ -147,7 +148,8 @@ def generate(db: Path, touchpoints: int, conversions: int, identities: int) -> d
                     else 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36'
                 end as user_agent,
                 null as campaign,
-                drawn_at as received_at
+                drawn_at as received_at,
+                1 as load_sequence
             from drawn
             inner join ids on drawn.i = ids.i
             """
@@ -179,19 +181,20 @@ def generate(db: Path, touchpoints: int, conversions: int, identities: int) -> d
                 null as is_active,
                 null as custom_data,
                 null as source_object,
-                drawn_at as received_at
+                drawn_at as received_at,
+                1 as load_sequence
             from drawn
             inner join ids on drawn.i = ids.i
             union all
             select
                 'cv-confirm-' || k, 'c-' || k, null, null, null, drawn_at + interval 1 day,
-                null, null, true, null, null, null, drawn_at + interval 1 day
+                null, null, true, null, null, null, drawn_at + interval 1 day, 1
             from drawn
             where r < 5
             union all
             select
                 'cv-deactivate-' || k, 'c-' || k, null, null, null, drawn_at + interval 2 day,
-                null, null, null, false, null, null, drawn_at + interval 2 day
+                null, null, null, false, null, null, drawn_at + interval 2 day, 1
             from drawn
             where r >= 98
             """
