@@ -355,3 +355,40 @@ def test_query_arguments_are_checked():
     assert parse_source_window("utm=odd=7") == ("utm=odd", 7)
     with pytest.raises(AttributionArgumentError, match="SOURCE=DAYS"):
         parse_source_window("google")
+
+
+def test_the_query_api_answers_from_each_build_and_holds_no_lock(warehouse):
+    """Repeated calls are answered from in-memory copies of the marts on DuckDB: a
+    load and a build in between must show in the next answer, and no call may keep
+    the warehouse open (dbt, a loader or a drain could not write it then)."""
+    load_files([warehouse.write_ndjson(SEGMENT_EVENTS)], settings=warehouse.settings)
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        record_with_the_python_api(tracker)
+    warehouse.build("+conversion_attribution")
+    before = attribute_conversions(settings=warehouse.settings)
+    assert before == attribute_conversions(settings=warehouse.settings)
+
+    # Another process writes and builds (it could not while a read held the file).
+    more = [
+        page(
+            "2024-05-10T09:00:00Z",
+            f"{SHOP}/?utm_source=tiktok",
+            user_id="bob",
+            message_id="bob-tiktok",
+        )
+    ]
+    warehouse.cli("load", str(warehouse.write_ndjson(more, "more.ndjson")))
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        tracker.record_conversion(
+            "purchase",
+            user_id="bob",
+            value=10,
+            conversion_id="bob-second",
+            at=at("2024-05-11T09:00:00"),
+        )
+    warehouse.build("+conversion_attribution")
+
+    after = {r["conversion_id"]: r for r in attribute_conversions(settings=warehouse.settings)}
+    assert set(after) == {r["conversion_id"] for r in before} | {"bob-second"}
+    assert after["bob-second"]["touchpoint_id"] == "bob-tiktok"
+    assert list(after.values()) == mart_rows(warehouse, "last_touch", valid_only=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -156,16 +157,48 @@ class Settings:
         return env
 
 
+# Resolved settings by everything they depend on: the arguments, the environment and
+# profiles.yml's identity. Rendering the profile (YAML, Jinja for env_var) costs
+# milliseconds, which the query API would otherwise pay on every call.
+_SETTINGS_CACHE: dict[tuple[Any, ...], Settings] = {}
+_SETTINGS_CACHE_SIZE = 32
+
+
 def load_settings(target: str | None = None, project_dir: Path | None = None) -> Settings:
-    """Resolve the profile and target exactly as dbt would."""
+    """Resolve the profile and target exactly as dbt would.
+
+    The result is reused while the arguments, the environment variables and
+    profiles.yml (its path, size and modification time) stay the same."""
     project_dir = project_dir or find_project_dir()
     profiles_dir = Path(os.environ.get("DBT_PROFILES_DIR", project_dir))
     path = profiles_dir / "profiles.yml"
-    if not path.is_file():
+    try:
+        profiles_stat = path.stat()
+    except OSError:
+        profiles_stat = None
+    if profiles_stat is None or not stat.S_ISREG(profiles_stat.st_mode):
         raise ConfigError(
             f"no profiles.yml in {profiles_dir}; run trackhouse from the project directory "
             "or set TRACKHOUSE_PROJECT_DIR to it."
         )
+    key = (
+        target,
+        project_dir,
+        str(path),
+        profiles_stat.st_ino,
+        profiles_stat.st_size,
+        profiles_stat.st_mtime_ns,
+        tuple(sorted(os.environ.items())),
+    )
+    cached = _SETTINGS_CACHE.get(key)
+    if cached is None:
+        if len(_SETTINGS_CACHE) >= _SETTINGS_CACHE_SIZE:
+            _SETTINGS_CACHE.clear()
+        cached = _SETTINGS_CACHE[key] = _read_settings(target, project_dir, path)
+    return cached
+
+
+def _read_settings(target: str | None, project_dir: Path, path: Path) -> Settings:
     import yaml
 
     profiles = yaml.safe_load(path.read_text()) or {}

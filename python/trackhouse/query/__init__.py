@@ -7,7 +7,11 @@ commands. All read the same profile and target as dbt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,8 +41,97 @@ def fetch(
             return [dict(row._mapping) for row in result]
     except sa.exc.ProgrammingError as exc:
         if "does not exist" in str(exc) or "Catalog Error" in str(exc):
-            raise TrackhouseError(
-                f"a table this query needs is missing in {settings.target} "
-                f"({settings.mart_schema}); run `dbt build` (or `make build`) first.\n{exc.orig}"
-            ) from exc
+            raise _missing_mart(settings, exc.orig) from exc
         raise
+
+
+def _missing_mart(settings: Settings, cause: object) -> TrackhouseError:
+    return TrackhouseError(
+        f"a table this query needs is missing in {settings.target} "
+        f"({settings.mart_schema}); run `dbt build` (or `make build`) first.\n{cause}"
+    )
+
+
+# -- in-memory copies of marts (DuckDB): the per-call cost of repeated queries --
+# Opening a DuckDB file costs more than a small query on it, and a reader may not
+# keep it open (DuckDB lets no other process write while one reads). So a query
+# that is asked again and again (attribution for another window) runs on copies
+# of the marts it reads, held in an in-memory DuckDB database and taken again as
+# soon as the file or its write-ahead log changes (a load, a dbt build).
+SNAPSHOT_CACHE_SIZE = 4
+_snapshots: OrderedDict[tuple[Path, str, tuple[str, ...]], tuple[Any, Any]] = OrderedDict()
+_snapshots_lock = threading.Lock()
+
+
+def _file_signature(path: Path) -> tuple[Any, ...]:
+    """What changes when DuckDB commits: the file, or its write-ahead log."""
+    out: list[Any] = []
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _copy_marts(settings: Settings, tables: tuple[str, ...]) -> Any:
+    import duckdb
+
+    memory = duckdb.connect(":memory:")
+    memory.execute(f'create schema if not exists "{settings.mart_schema}"')
+    with read_connection(settings) as conn:
+        driver = conn.connection.driver_connection
+        for table in tables:
+            try:
+                data = driver.sql(f"select * from {relation(table, settings)}").to_arrow_table()
+            except duckdb.CatalogException as exc:
+                raise _missing_mart(settings, exc) from exc
+            memory.register("_copied", data)
+            memory.execute(f"create table {relation(table, settings)} as select * from _copied")
+            memory.unregister("_copied")
+    return memory
+
+
+def _snapshot(settings: Settings, tables: tuple[str, ...]) -> Any:
+    key = (settings.duckdb_path, settings.mart_schema, tables)
+    with _snapshots_lock:
+        # Taken before copying: a commit during the copy makes the next call copy again.
+        signature = _file_signature(settings.duckdb_path)
+        cached = _snapshots.get(key)
+        if cached is not None and cached[0] == signature:
+            _snapshots.move_to_end(key)
+            return cached[1]
+        memory = _copy_marts(settings, tables)
+        _snapshots[key] = (signature, memory)
+        _snapshots.move_to_end(key)
+        while len(_snapshots) > SNAPSHOT_CACHE_SIZE:
+            # Not closed here: another thread may still be reading it; freed when unused.
+            _snapshots.popitem(last=False)
+    return memory
+
+
+def fetch_marts(
+    sql: str,
+    params: Mapping[str, Any] | None,
+    settings: Settings,
+    tables: Iterable[str],
+) -> list[dict[str, Any]]:
+    """`fetch` for a query that reads only the marts `tables`: on DuckDB it runs on
+    in-memory copies of them, taken again whenever the warehouse file changes;
+    on other targets it is `fetch`."""
+    if not settings.is_duckdb:
+        return fetch(sql, params, settings)
+    memory = _snapshot(settings, tuple(sorted(tables)))
+    params = dict(params or {})
+    # SQLAlchemy's :name binds as DuckDB's $name.
+    for name in sorted(params, key=len, reverse=True):
+        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${name}", sql)
+    cursor = memory.cursor()
+    try:
+        cursor.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()

@@ -269,4 +269,3 @@ def active_users_by_period(
         {"grain": grain, **period_bounds(s, e, clock), "active_users": n}
         for (s, e), n in zip(periods, counts, strict=True)
     ]
-

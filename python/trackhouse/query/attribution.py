@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
-from . import fetch, relation
+from . import fetch_marts, relation
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
 MULTI_TOUCH_MODELS = ("linear", "position_based", "time_decay", "data_driven")
@@ -235,7 +235,7 @@ def attribute_conversions(
     sql, params = attribution_sql(
         settings, model, window_days, source_windows, valid_only, exclude_direct
     )
-    rows = fetch(sql, params, settings)
+    rows = fetch_marts(sql, params, settings, ("conversions", "touchpoints"))
     for row in rows:
         # The same types on both targets (DuckDB returns the literal as str anyway).
         if row["window_days"] is not None:
@@ -643,7 +643,7 @@ def attribution_credits(
     sql, params = credits_sql(
         settings, model, window_days, source_windows, valid_only, half_life_days
     )
-    return fetch(sql, params, settings)
+    return fetch_marts(sql, params, settings, ("conversions", "touchpoints"))
 
 
 def attribution_by_channel(
@@ -757,4 +757,3 @@ def run_attribution_query(
         )
     rows = attribution_credits(model, window_days, source_windows, valid_only, half_life, settings)
     return rows, CREDIT_TABLE_COLUMNS
-

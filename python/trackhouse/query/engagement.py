@@ -189,4 +189,3 @@ def lifecycle(
                 }
             )
     return rows
-
