@@ -5,10 +5,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 DBT := $(BIN)/dbt
 DBT_ARGS := --profiles-dir . --project-dir .
-# Spark cannot plan the data-driven attribution model yet (docs/spark.md).
-ifeq ($(TRACKHOUSE_TARGET),spark)
-DBT_ARGS += --exclude int_channel_removal_effects+
-endif
 export DBT_PROFILES_DIR := $(CURDIR)
 export TRACKHOUSE_PROJECT_DIR := $(CURDIR)
 
@@ -24,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 ## setup: the virtualenv with the pinned packages (first use only)
 setup: $(STAMP)
 
-## system-deps: PostgreSQL server binaries and Chromium (Debian packages) when missing
+## system-deps: PostgreSQL server binaries, Chromium and a Java runtime (Debian packages) when missing
 system-deps:
 	bash scripts/system-deps.sh
 
@@ -39,7 +35,7 @@ demo: setup
 build: setup
 	$(DBT) build $(DBT_ARGS)
 
-## test: system packages when missing, then ruff, sqlfluff and pytest (DuckDB and PostgreSQL)
+## test: system packages when missing, then ruff, sqlfluff and pytest (DuckDB, PostgreSQL, Spark)
 # The one test command (the README's and CI's): on a fresh machine it installs what
 # the tests need first (scripts/system-deps.sh; apt when root, else it names the command).
 test: setup system-deps lint sqlfluff pytest

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from trackhouse import overview
 from trackhouse import schema as raw_schema
 from trackhouse.engine import get_engine
+from trackhouse.errors import TrackhouseError
 from trackhouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,28 @@ def _time_value(value: Any) -> dg.MetadataValue | None:
     return None
 
 
+@contextmanager
+def _reading(settings: Settings) -> Iterator[Any]:
+    """A connection for the Core queries below: SQLAlchemy's, or on Spark (no
+    SQLAlchemy engine) trackhouse.spark.ReadConnection, which runs the same statements."""
+    if settings.is_spark:
+        from trackhouse.spark import ReadConnection
+
+        yield ReadConnection(settings)
+        return
+    with get_engine(settings).connect() as conn:
+        yield conn
+
+
+def _read_errors(settings: Settings) -> tuple[type[BaseException], ...]:
+    """What a read of a table being written (or missing) raises on this target."""
+    if settings.is_spark:
+        from pyspark.errors import PySparkException
+
+        return (TrackhouseError, PySparkException)
+    return (sa.exc.SQLAlchemyError,)
+
+
 # -- raw tables ---------------------------------------------------------------
 
 
@@ -64,16 +88,18 @@ def raw_table_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
     """Per raw table: its row count and the time of its newest row (`occurred_at`;
     `received_at` for `rejected`)."""
     found: dict[str, dict[str, Any]] = {}
-    engine = get_engine(settings)
-    with engine.connect() as raw_conn:
-        conn = raw_conn.execution_options(schema_translate_map={None: settings.raw_schema})
+    with _reading(settings) as conn:
         for table in raw_schema.DATA_TABLES:
-            time_col = table.c.occurred_at if "occurred_at" in table.c else table.c.received_at
-            rows, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(time_col))).one()
+            time_name = "occurred_at" if "occurred_at" in table.c else "received_at"
+            time_col = sa.column(time_name)
+            query = sa.select(sa.func.count(), sa.func.max(time_col)).select_from(
+                sa.table(table.name, time_col, schema=settings.raw_schema)
+            )
+            rows, latest = conn.execute(query).one()
             entry: dict[str, Any] = {"dagster/row_count": int(rows)}
             shown = _time_value(latest)
             if shown is not None:
-                entry[f"latest {time_col.name}"] = shown
+                entry[f"latest {time_name}"] = shown
             found[table.name] = entry
     return found
 
@@ -220,7 +246,7 @@ def model_metadata(settings: Settings, node: Mapping[str, Any]) -> dict[str, Any
     )
     found: dict[str, Any] = {}
     try:
-        with get_engine(settings).connect() as conn:
+        with _reading(settings) as conn:
             time_col = time_column(columns)
             t = rel.table(*([time_col] if time_col else []))
             selected = [sa.func.count()] + ([sa.func.max(t.c[time_col])] if time_col else [])
@@ -239,7 +265,7 @@ def model_metadata(settings: Settings, node: Mapping[str, Any]) -> dict[str, Any
                     )
                 else:
                     found[preview.label] = dg.MetadataValue.md(preview.render(conn, rel))
-    except sa.exc.SQLAlchemyError as exc:
+    except _read_errors(settings) as exc:
         log.warning("no metadata for %s.%s: %s", rel.schema, rel.name, exc)
         found["metadata note"] = dg.MetadataValue.text(f"could not read the table: {exc}")
     return found

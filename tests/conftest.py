@@ -1,8 +1,9 @@
-"""Shared fixtures: one suite, run against DuckDB and PostgreSQL.
+"""Shared fixtures: one suite, run against DuckDB and PostgreSQL (and Spark for parity).
 
-`TRACKHOUSE_TEST_TARGETS` (default `duckdb,postgres`) picks the targets; the
-`warehouse` fixture is parametrised over them, so every test that uses it runs
-once per target, the way pudo/dataset runs its suite once per DATABASE_URL.
+`TRACKHOUSE_TEST_TARGETS` (default `duckdb,postgres,spark`) picks the targets; the
+`warehouse` fixture is parametrised over DuckDB and PostgreSQL, so every test that
+uses it runs once per target, the way pudo/dataset runs its suite once per
+DATABASE_URL. Spark is compared with DuckDB in tests/test_parity_spark.py.
 PostgreSQL is a real server started for the session (tests/pg_server.py); if it
 cannot start, the PostgreSQL tests error with the reason — nothing is skipped.
 """
@@ -27,7 +28,12 @@ import pg_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TARGETS = [t for t in os.environ.get("TRACKHOUSE_TEST_TARGETS", "duckdb,postgres").split(",") if t]
+TARGETS = [
+    t for t in os.environ.get("TRACKHOUSE_TEST_TARGETS", "duckdb,postgres,spark").split(",") if t
+]
+# Spark runs in one module of its own (tests/test_parity_spark.py: one SparkSession,
+# one build); every other test runs once per SQL target.
+SQL_TARGETS = [t for t in TARGETS if t != "spark"]
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # One dbt target directory per test process and target: partial parsing is
 # reused between the tests of a process, and parallel processes never collide.
@@ -132,7 +138,7 @@ class Warehouse:
         return path
 
 
-@pytest.fixture(params=TARGETS)
+@pytest.fixture(params=SQL_TARGETS)
 def warehouse(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Warehouse]:

@@ -169,6 +169,10 @@ def report_time_zone(settings: Settings, given: str | None = None) -> str:
     """The zone local dates are in: `given`, else the last build's, else UTC."""
     if given:
         return given
+    if settings.is_spark:  # no SQLAlchemy engine on Spark
+        from . import spark
+
+        return spark.report_timezone_name(settings) or "UTC"
     from . import overview
     from .engine import get_engine
 
@@ -724,9 +728,7 @@ Examples:
     metavar="DAYS",
     help="time_decay: a touchpoint's weight halves every DAYS days (default 7)",
 )
-@click.option(
-    "--by", type=click.Choice(("channel",)), default=None, help="sum credits per channel"
-)
+@click.option("--by", type=click.Choice(("channel",)), default=None, help="sum credits per channel")
 @click.option(
     "--exclude-direct",
     is_flag=True,

@@ -12,9 +12,10 @@
     channel sends every transition into it to (null); the channel's removal
     effect is 1 - P(without it) / P. P is the (start, conversion) entry of the
     transition matrix raised to the power 2^32: the matrix is squared 32 times
-    (a join per squaring on a few hundred rows), so the walk has as good as
-    surely been absorbed, whatever loops the paths make. Probabilities are
-    rounded to 15 places after each squaring, so both engines agree.
+    (a join per squaring on a few hundred rows, squared_transition_matrices),
+    so the walk has as good as surely been absorbed, whatever loops the paths
+    make. Probabilities are rounded to 15 places after each squaring, so the
+    engines agree.
 #}
 {{ config(materialized='table') }}
 {%- set squarings = 32 -%}
@@ -111,29 +112,14 @@ matrix_0 as (
     ) as absorbing
 ),
 
-{%- for i in range(1, squarings + 1) %}
-
-    matrix_{{ i }} as (
-        select
-            a.removed_state,
-            a.from_state,
-            b.to_state,
-            {{ trackhouse.round_double('sum(a.probability * b.probability)', 15) }} as probability
-        from matrix_{{ i - 1 }} as a
-        inner join matrix_{{ i - 1 }} as b
-            on
-                a.removed_state = b.removed_state
-                and a.to_state = b.from_state
-        group by a.removed_state, a.from_state, b.to_state
-    ),
-{%- endfor %}
+{{ trackhouse.squared_transition_matrices('matrix_0', squarings, 'matrix_squared') }},
 
 conversion_probabilities as (
     select
         scenarios.removed_state,
         coalesce(reached.probability, 0) as conversion_probability
     from scenarios
-    left join matrix_{{ squarings }} as reached
+    left join matrix_squared as reached
         on
             scenarios.removed_state = reached.removed_state
             and reached.from_state = '(start)'

@@ -26,6 +26,24 @@ def relation(name: str, settings: Settings) -> str:
     return f'"{settings.mart_schema}"."{name}"'
 
 
+def text_type(settings: Settings) -> str:
+    """The text type to cast to (the dbt macro `varchar_type`): Spark spells it `string`
+    (its `varchar` needs a length)."""
+    return "string" if settings.is_spark else "varchar"
+
+
+def double_type(settings: Settings) -> str:
+    """8-byte floating point (the dbt macro `double_type`)."""
+    return "double" if settings.is_spark else "double precision"
+
+
+def epoch_seconds(expr: str, settings: Settings) -> str:
+    """Seconds since 1970 of a UTC timestamp without zone (the dbt macro `epoch_seconds`)."""
+    if settings.is_spark:
+        return f"(unix_micros(cast({expr} as timestamp_ltz)) / 1000000.0)"
+    return f"extract(epoch from {expr})"
+
+
 def fetch(
     sql: str, params: Mapping[str, Any] | None = None, settings: Settings | None = None
 ) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..settings import Settings, load_settings
-from . import fetch, relation
+from . import fetch, relation, text_type
 from .periods import (
     GRAINS,
     PERIOD_KINDS,
@@ -102,7 +102,7 @@ def membership_windows(account_id: str | None, settings: Settings) -> str:
     at its time."""
     if account_id is None:
         return (
-            "select period_index, cast(null as varchar) as user_id, "
+            f"select period_index, cast(null as {text_type(settings)}) as user_id, "
             "period_start as window_start, period_end as window_end from periods"
         )
     return f"""

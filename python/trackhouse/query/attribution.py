@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
-from . import fetch_marts, relation
+from . import double_type, epoch_seconds, fetch_marts, relation
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
 MULTI_TOUCH_MODELS = ("linear", "position_based", "time_decay", "data_driven")
@@ -280,7 +280,7 @@ CREDIT_TABLE_COLUMNS = (
 
 def _round_double(expr: str, places: int, settings: Settings) -> str:
     """The dbt macro `round_double`, per engine, so the numbers are the mart's."""
-    if settings.target == "duckdb":
+    if settings.target == "duckdb" or settings.is_spark:
         return f"round(cast({expr} as double), {places})"
     return f"cast(round(cast({expr} as numeric), {places}) as double precision)"
 
@@ -292,6 +292,98 @@ def _half_life(value: Any) -> float:
             "(a touchpoint's weight halves every half-life); pass e.g. 3 or 7."
         )
     return float(value)
+
+
+def _squarings_sql(settings: Settings) -> list[str]:
+    """CTEs from `matrix_0` to `matrix_{MARKOV_SQUARINGS}`, as the dbt macro
+    `squared_transition_matrices` writes them: a CTE per squaring, or on Spark (which
+    inlines CTEs: 2^32 copies) a fold over each scenario's dense matrix."""
+    rd = _round_double
+    if not settings.is_spark:
+        return [
+            f"""
+        matrix_{i} as (
+            select
+                a.removed_state, a.from_state, b.to_state,
+                {rd("sum(a.probability * b.probability)", 15, settings)} as probability
+            from matrix_{i - 1} as a
+            inner join matrix_{i - 1} as b
+                on a.removed_state = b.removed_state and a.to_state = b.from_state
+            group by 1, 2, 3
+        )"""
+            for i in range(1, MARKOV_SQUARINGS + 1)
+        ]
+    cell = rd(
+        "aggregate(sequence(0, size(power) - 1), cast(0 as double), "
+        "(total, via_index) -> total + power_row[via_index] * power[via_index][to_index])",
+        15,
+        settings,
+    )
+    return [
+        """
+        matrix_states as (
+            select array_sort(array_distinct(flatten(collect_list(array(from_state, to_state)))))
+                as states
+            from matrix_0
+        ),
+        matrix_rows as (
+            select
+                removed_state,
+                from_state,
+                map_from_entries(collect_list(struct(to_state, probability))) as row_entries
+            from matrix_0
+            group by removed_state, from_state
+        ),
+        matrix_dense as (
+            select
+                scenario_rows.removed_state,
+                matrix_states.states,
+                transform(matrix_states.states, dense_from -> transform(
+                    matrix_states.states,
+                    dense_to -> coalesce(
+                        try_element_at(try_element_at(scenario_rows.entries, dense_from), dense_to),
+                        cast(0 as double)
+                    )
+                )) as matrix
+            from (
+                select
+                    removed_state,
+                    map_from_entries(collect_list(struct(from_state, row_entries))) as entries
+                from matrix_rows
+                group by removed_state
+            ) as scenario_rows
+            cross join matrix_states
+        )""",
+        f"""
+        matrix_cells as (
+            select
+                removed_state,
+                inline(aggregate(
+                    sequence(1, {MARKOV_SQUARINGS}),
+                    matrix,
+                    (power, squaring) -> transform(power, power_row -> transform(
+                        sequence(0, size(power) - 1), to_index -> {cell}
+                    )),
+                    power -> flatten(transform(
+                        sequence(0, size(power) - 1),
+                        from_index -> transform(
+                            sequence(0, size(power) - 1),
+                            to_index -> named_struct(
+                                'from_state', states[from_index],
+                                'to_state', states[to_index],
+                                'probability', power[from_index][to_index]
+                            )
+                        )
+                    ))
+                ))
+            from matrix_dense
+        ),
+        matrix_{MARKOV_SQUARINGS} as (
+            select removed_state, from_state, to_state, probability
+            from matrix_cells
+            where probability <> 0
+        )""",
+    ]
 
 
 def markov_sql(settings: Settings, steps: str) -> str:
@@ -323,7 +415,7 @@ def markov_sql(settings: Settings, steps: str) -> str:
             select
                 from_state,
                 to_state,
-                cast(transition_count as double precision)
+                cast(transition_count as {double_type(settings)})
                 / sum(transition_count) over (partition by from_state) as probability
             from transitions
         ),
@@ -354,19 +446,7 @@ def markov_sql(settings: Settings, steps: str) -> str:
             ) as absorbing
         )"""
     ]
-    for i in range(1, MARKOV_SQUARINGS + 1):
-        parts.append(
-            f"""
-        matrix_{i} as (
-            select
-                a.removed_state, a.from_state, b.to_state,
-                {rd("sum(a.probability * b.probability)", 15, settings)} as probability
-            from matrix_{i - 1} as a
-            inner join matrix_{i - 1} as b
-                on a.removed_state = b.removed_state and a.to_state = b.from_state
-            group by 1, 2, 3
-        )"""
-        )
+    parts += _squarings_sql(settings)
     effect = rd(
         "greatest(0, 1 - removed.conversion_probability / whole.conversion_probability)",
         12,
@@ -476,6 +556,9 @@ def credits_sql(
         else ""
     )
     effect = "coalesce(removal_effects.removal_effect, 0)" if model == "data_driven" else "0"
+    double = double_type(settings)
+    converted_epoch = epoch_seconds("matched.converted_at", settings)
+    touched_epoch = epoch_seconds("matched.touched_at", settings)
     tracking = ",\n            ".join(f"touchpoints.{c}" for c in TRACKING_COLUMNS)
     sql = f"""
         with
@@ -514,8 +597,8 @@ def credits_sql(
             select
                 matched.*,
                 (
-                    cast(extract(epoch from matched.converted_at) as double precision)
-                    - cast(extract(epoch from matched.touched_at) as double precision)
+                    cast({converted_epoch} as {double})
+                    - cast({touched_epoch} as {double})
                 ) / 86400.0 as age_days,
                 {effect} as removal_effect,
                 count(*) over (
