@@ -184,37 +184,102 @@ class Progress:
         sys.stderr.flush()
 
 
-def _chunks(stream: IO[bytes], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """Non-blank lines with their 1-based line numbers, `size` at a time."""
-    chunk: list[tuple[int, bytes]] = []
-    for line_number, raw in enumerate(stream, start=1):
-        line = raw.rstrip(b"\r\n")  # the payload is kept exactly as it was
-        if not line.strip():
-            continue  # blank lines are not events
-        chunk.append((line_number, line))
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+# A chunk is at most this many lines and (but for one longer line) this many bytes.
+CHUNK_BYTES = 64 * 1024 * 1024
 
 
-def _texts(lines: list[bytes]) -> list[str | None]:
-    """Each line as text (None when it is not UTF-8), decoding the chunk at once."""
-    try:
-        return b"\n".join(lines).decode("utf-8").split("\n")
-    except UnicodeDecodeError:
-        out: list[str | None] = []
-        for line in lines:
+@dataclass
+class Lines:
+    """A chunk of NDJSON lines in one buffer: line i is data[starts[i]:starts[i + 1]]
+    (with its line break; data ends with the last line), numbered numbers[i]
+    (1-based, blank lines included)."""
+
+    data: bytes
+    starts: list[int]
+    numbers: list[int]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def line(self, i: int) -> bytes:
+        """Line i as the payload is kept: without its line break."""
+        return self.data[self.starts[i] : self.starts[i + 1]].rstrip(b"\r\n")
+
+    @classmethod
+    def of(cls, chunk: list[tuple[int, bytes]]) -> Lines:
+        """From (line number, line) pairs."""
+        starts, pos = [0], 0
+        for _, line in chunk:
+            pos += len(line) + 1
+            starts.append(pos)
+        data = b"".join(line + b"\n" for _, line in chunk)
+        return cls(data, starts, [n for n, _ in chunk])
+
+    def table(self) -> pa.Table:
+        """line_number and line (text, without its line break) as Arrow, built from the
+        chunk's bytes in one pass; a line that is not UTF-8 is empty here (Python
+        rejects it)."""
+        n, data = len(self), self.data
+        lines = None
+        if b"\r\n" not in data and not data.endswith(b"\r"):
+            # Every line but the last ends with one b"\n": drop them all at once.
+            offsets = [start - i for i, start in enumerate(self.starts)]
+            stripped = data.replace(b"\n", b"")
+            offsets[-1] = len(stripped)
+            lines = pa.Array.from_buffers(
+                pa.large_string(),
+                n,
+                [None, pa.array(offsets, pa.int64()).buffers()[1], pa.py_buffer(stripped)],
+            )
             try:
-                out.append(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                out.append(None)
-        return out
+                lines.validate(full=True)
+            except pa.ArrowInvalid:  # not UTF-8 somewhere
+                lines = None
+        if lines is None:
+            texts = []
+            for i in range(n):
+                try:
+                    texts.append(self.line(i).decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append("")
+            lines = pa.array(texts, pa.large_string())
+        return pa.table({"line_number": pa.array(self.numbers, pa.int64()), "line": lines})
+
+
+def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Iterator[Lines]:
+    """The stream's lines, `size` lines or `max_bytes` at a time (blank lines
+    included: parse_chunk skips them)."""
+    carry = b""
+    first = 1
+    eof = False
+    while not eof or carry:
+        block = b"" if eof else stream.read(max(max_bytes - len(carry), 1 << 20))
+        eof = eof or not block
+        data = carry + block if carry else block
+        if not data:
+            return
+        starts, pos, find = [0], 0, data.find
+        while len(starts) <= size:
+            nl = find(b"\n", pos)
+            if nl < 0:
+                break
+            pos = nl + 1
+            starts.append(pos)
+        if eof and len(starts) <= size and pos < len(data):
+            starts.append(len(data))  # the last line has no line break
+        if len(starts) == 1:
+            carry = data  # one line longer than a block: read on
+            continue
+        count, cut = len(starts) - 1, starts[-1]
+        yield Lines(
+            data if cut == len(data) else data[:cut], starts, list(range(first, first + count))
+        )
+        first += count
+        carry = data[cut:]
 
 
 def parse_chunk(
-    chunk: list[tuple[int, bytes]],
+    chunk: Lines | list[tuple[int, bytes]],
     *,
     source: str,
     received_at: datetime,
@@ -222,21 +287,19 @@ def parse_chunk(
     report: LoadReport,
     fast: FastPath | None,
 ) -> Batch:
-    """Validate a chunk of lines into one Batch: plain page views through the
+    """Validate a chunk of lines into one Batch: plain events through the
     vectorised path, everything else through the Python parser."""
+    lines = chunk if isinstance(chunk, Lines) else Lines.of(chunk)
     batch = Batch()
-    report.received += len(chunk)
     handled: set[int] = set()
     fast_rows = None
     if fast is not None:
-        texts = _texts([line for _, line in chunk])
-        numbered = [(n, t) for (n, _), t in zip(chunk, texts, strict=True) if t is not None]
         try:
-            fast_rows = fast.run(
-                [n for n, _ in numbered],
-                [t for _, t in numbered],
+            fast_rows = fast.run_table(
+                lines.table(),
                 source=source,
                 received_at=received_at,
+                allowed_events=allowed_events,
             )
             handled = set(fast_rows.line_numbers)
         except Exception:  # the fast path only ever speeds things up
@@ -244,9 +307,14 @@ def parse_chunk(
                 "trackhouse: vectorised parse failed; parsing the chunk in Python", exc_info=True
             )
             fast_rows = None
-    for line_number, line in chunk:
+    report.received += len(handled)
+    for i, line_number in enumerate(lines.numbers):
         if line_number in handled:
             continue
+        line = lines.line(i)
+        if not line.strip():
+            continue  # blank lines are not events
+        report.received += 1
         reason = parse_line(
             batch,
             line,
@@ -315,7 +383,7 @@ def load_stream(
             privacy.suppress(batch, settings, report)  # forgotten ids: rejected "suppressed"
             if pending is not None:
                 _account(report, *pending, on_batch)
-            pending = (writer.submit(write_batch, settings, batch), batch, chunk[-1][0])
+            pending = (writer.submit(write_batch, settings, batch), batch, chunk.numbers[-1])
         if pending is not None:
             _account(report, *pending, on_batch)
 
