@@ -60,11 +60,14 @@ FIELDS = {t: fields_for(t) for t in TYPES}
 # Every path any of these types reads, once, in a stable order.
 PATHS: tuple[str, ...] = tuple(dict.fromkeys(f.path for t in TYPES for f in FIELDS[t]))
 _KIND = {f.path: f.kind for t in TYPES for f in FIELDS[t]}
-# Objects: their kind comes from json_type; their keys are checked for duplicates.
+# Objects: their kind comes from json_type. Duplicated keys are looked for in the
+# objects that hold a declared field of the type (Python rejects a declared key
+# written twice in its object; this path leaves any duplicate in them to Python).
 OBJECTS = tuple(p for p in OBJECT_PATHS if not p or p in PATHS)
 _OBJECT_TYPES = [f"$.{p}" for p in OBJECTS if p]
-# (the campaign object must be absent for this path to take a line: no need to look in it)
-_OBJECT_KEYS = ["$" + (f".{p}" if p else "") for p in OBJECTS if p not in OVERRIDES]
+HOLDERS = {t: {".".join(f.keys[:-1]) for f in FIELDS[t]} for t in TYPES}
+_HOLDERS = tuple(p for p in OBJECTS if any(p in HOLDERS[t] for t in TYPES))
+_OBJECT_KEYS = ["$" + (f".{p}" if p else "") for p in _HOLDERS]
 _TRACK_DECLARED = frozenset(f.path for f in FIELDS["track"])
 
 # Plain ISO 8601 (years 0001-9999) with a valid-looking time and an explicit
@@ -162,6 +165,41 @@ def _money(path: str) -> str:
     return f"({x} is null or regexp_matches({_money_text(path)}, '{_MONEY}'))"
 
 
+def _no_duplicates(event_type: str) -> str:
+    return " and ".join(
+        f"(coalesce(len(object_keys[{i + 1}]), 0) < 2"
+        f" or list_unique(object_keys[{i + 1}]) = len(object_keys[{i + 1}]))"
+        for i, holder in enumerate(_HOLDERS)
+        if holder in HOLDERS[event_type]
+    )
+
+
+_VALID = """occurred_at between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
+        and (anonymous_id is not null or user_id is not null)"""
+
+
+def _typed(types: tuple[str, ...]) -> str:
+    """SQL: the common columns of the plain events of `types` (a branch of the query)."""
+    plain = " ".join(f"when '{t}' then {_plain(t)} and {_no_duplicates(t)}" for t in types)
+    return f"""
+    select
+        line_number,
+        line,
+        event_type,
+        {_s("messageId")} as message_id,
+        th_utc({_s("timestamp")}) as occurred_at,
+        nullif({_s("anonymousId")}, '') as anonymous_id,
+        nullif({_s("userId")}, '') as user_id,
+        j
+    from fields
+    where event_type in {types!r}
+        and {_s("messageId")} <> ''
+        -- the kinds, and a key twice in an object the event is read from: Python decides
+        and case event_type {plain} end
+    """
+
+
+_OTHER_TYPES = tuple(t for t in TYPES if t != "page")
 _QUERY = f"""
 with
 
@@ -180,41 +218,15 @@ fields as materialized (
         line_number,
         line,
         json_transform(line, '{_STRUCT}') as j,
+        {_s("type")} as event_type,
         json_type(line, {_OBJECT_TYPES!r}) as o,
         json_keys(line, {_OBJECT_KEYS!r}) as object_keys
     from lines
 ),
 
-typed as materialized (
-    select
-        line_number,
-        line,
-        {_s("type")} as event_type,
-        {_s("messageId")} as message_id,
-        th_ts({_s("timestamp")}) as occurred_at,
-        nullif({_s("anonymousId")}, '') as anonymous_id,
-        nullif({_s("userId")}, '') as user_id,
-        j
-    from fields
-    where {_s("type")} in {TYPES!r}
-        and {_s("messageId")} <> ''
-        -- a key twice in an object the event is read from: Python decides
-        and {
-    " and ".join(
-        f"list_unique(object_keys[{i + 1}]) is not distinct from len(object_keys[{i + 1}])"
-        for i in range(len(_OBJECT_KEYS))
-    )
-}
-        and case {_s("type")}
-            {" ".join(f"when '{t}' then {_plain(t)}" for t in TYPES)}
-        end
-),
+page_typed as materialized ({_typed(("page",))}),
 
-valid as (
-    select * from typed
-    where occurred_at between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
-        and (anonymous_id is not null or user_id is not null)
-),
+other_typed as materialized ({_typed(_OTHER_TYPES)}),
 
 page as (
     select
@@ -229,8 +241,8 @@ page as (
                 then {_s("context.page.referrer")}
             else {_s("properties.referrer")}
         end as referrer
-    from valid
-    where event_type = 'page'
+    from page_typed
+    where {_VALID}
 ),
 
 page_rows as (
@@ -279,8 +291,8 @@ others as (
         coalesce({_j("properties.is_active")}::boolean, true) as is_active,
         coalesce(nullif({_s("properties.conversion_id")}, ''), message_id) as conversion_id,
         {_s("properties.source_object")} as source_object
-    from valid
-    where event_type <> 'page' and case event_type
+    from other_typed
+    where {_VALID} and case event_type
         when 'screen' then true
         when 'identify' then user_id is not null
             and {_opt_ts("traits.created_at")} and {_opt_ts("traits.createdAt")}
@@ -318,13 +330,18 @@ _MACROS = f"""
 create or replace macro th_str(x) as case when left(x, 1) = '"' then
     case when contains(x, '\\') then json_extract_string(x, '$') else x[2:-2] end
 end;
-create or replace macro th_ts(s) as case when regexp_matches(s, '{_TIMESTAMP}') then
+create or replace macro th_utc(s) as case when regexp_matches(s, '{_TIMESTAMP}') then
     try_cast(
         case when s[-1] = 'Z' then s[1:-2] else s[1:-7] end as timestamp
     ) - case when s[-1] = 'Z' then interval 0 minutes else to_minutes(
         (case when s[-6] = '-' then -1 else 1 end)
         * (cast(s[-5:-4] as integer) * 60 + cast(s[-2:] as integer))
     ) end
+end;
+-- NULL when Python would reject it: also out of range once in UTC (years 0001-9999)
+create or replace macro th_ts(s) as case when th_utc(s)
+    between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
+    then th_utc(s)
 end
 """
 
@@ -333,9 +350,13 @@ end
 class FastRows:
     """Raw rows of the recognised lines, as Arrow tables per raw table."""
 
-    line_numbers: list[int]
-    message_ids: list[str]
+    numbers: pa.Array  # the line numbers taken
+    message_ids: pa.Array
     tables: dict[str, pa.Table]
+
+    @property
+    def line_numbers(self) -> list[int]:
+        return self.numbers.to_pylist()
 
 
 def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
@@ -355,6 +376,7 @@ class FastPath:
         self.con.execute("set timezone = 'UTC'")
         # One core parses while the writer thread uses the other (see loader.load_stream).
         self.con.execute("set threads = 2")
+        self.con.execute("set enable_progress_bar = false")  # stdout is the report's
         self.con.execute(_MACROS)
 
     def close(self) -> None:
@@ -513,7 +535,7 @@ def _split(found: pa.Table, source: str, received_at: datetime) -> FastRows:
             }
         )
     return FastRows(
-        line_numbers=col("line_number").to_pylist(),
-        message_ids=col("message_id").to_pylist(),
+        numbers=col("line_number").combine_chunks(),
+        message_ids=col("message_id").combine_chunks().cast(pa.string()),
         tables=tables,
     )

@@ -7,7 +7,9 @@ received = accepted + rejected + duplicates skipped.
 
 from __future__ import annotations
 
+import bisect
 import gzip
+import itertools
 import logging
 import os
 import sys
@@ -217,33 +219,59 @@ class Lines:
 
     def table(self) -> pa.Table:
         """line_number and line (text, without its line break) as Arrow, built from the
-        chunk's bytes in one pass; a line that is not UTF-8 is empty here (Python
+        chunk's bytes in one pass; a line that is not UTF-8 is null here (Python
         rejects it)."""
         n, data = len(self), self.data
-        lines = None
-        if b"\r\n" not in data and not data.endswith(b"\r"):
-            # Every line but the last ends with one b"\n": drop them all at once.
-            offsets = [start - i for i, start in enumerate(self.starts)]
-            stripped = data.replace(b"\n", b"")
-            offsets[-1] = len(stripped)
-            lines = pa.Array.from_buffers(
-                pa.large_string(),
-                n,
-                [None, pa.array(offsets, pa.int64()).buffers()[1], pa.py_buffer(stripped)],
-            )
-            try:
-                lines.validate(full=True)
-            except pa.ArrowInvalid:  # not UTF-8 somewhere
-                lines = None
-        if lines is None:
-            texts = []
+        if b"\r\n" in data or data.endswith(b"\r"):  # rare: strip line by line
+            texts: list[str | None] = []
             for i in range(n):
                 try:
                     texts.append(self.line(i).decode("utf-8"))
                 except UnicodeDecodeError:
-                    texts.append("")
+                    texts.append(None)
             lines = pa.array(texts, pa.large_string())
+        else:
+            # Every line but the last ends with one b"\n": drop them all at once.
+            offsets = [start - i for i, start in enumerate(self.starts)]
+            stripped = data.replace(b"\n", b"")
+            offsets[-1] = len(stripped)
+            bad = _not_utf8(data, self.starts)
+            valid = (
+                pa.array([i not in bad for i in range(n)], pa.bool_()).buffers()[1] if bad else None
+            )
+            lines = pa.Array.from_buffers(
+                pa.large_string(),
+                n,
+                [valid, pa.array(offsets, pa.int64()).buffers()[1], pa.py_buffer(stripped)],
+                null_count=len(bad),
+            )
         return pa.table({"line_number": pa.array(self.numbers, pa.int64()), "line": lines})
+
+
+def _not_utf8(data: bytes, starts: list[int], window: int = 1 << 18) -> set[int]:
+    """The indexes of the lines that are not valid UTF-8 (a line break ends any
+    sequence, so each line is judged alone). Decoded a window of lines at a time:
+    a decoding error copies what it was decoding."""
+    if data.isascii():
+        return set()
+    try:
+        data.decode("utf-8")
+        return set()
+    except UnicodeDecodeError:
+        pass
+    bad: set[int] = set()
+    i, n = 0, len(starts) - 1
+    while i < n:
+        j = min(bisect.bisect_right(starts, starts[i] + window), n)
+        j = max(j, i + 1)
+        try:
+            data[starts[i] : starts[j]].decode("utf-8")
+            i = j
+        except UnicodeDecodeError as exc:
+            k = bisect.bisect_right(starts, starts[i] + exc.start) - 1
+            bad.add(k)
+            i = k + 1
+    return bad
 
 
 def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Iterator[Lines]:
@@ -258,13 +286,10 @@ def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Itera
         data = carry + block if carry else block
         if not data:
             return
-        starts, pos, find = [0], 0, data.find
-        while len(starts) <= size:
-            nl = find(b"\n", pos)
-            if nl < 0:
-                break
-            pos = nl + 1
-            starts.append(pos)
+        pieces = data.split(b"\n", size)  # at most size lines and the rest
+        starts = [0, *itertools.accumulate(len(p) + 1 for p in pieces[:-1])][: size + 1]
+        pos = starts[-1]
+        del pieces
         if eof and len(starts) <= size and pos < len(data):
             starts.append(len(data))  # the last line has no line break
         if len(starts) == 1:
@@ -327,7 +352,7 @@ def parse_chunk(
             report.rejected += 1
             if len(report.rejections) < MAX_EXAMPLES:
                 report.rejections.append(Rejection(source, line_number, reason))
-    if fast_rows is not None and fast_rows.line_numbers:
+    if fast_rows is not None and len(fast_rows.numbers):
         _merge_fast(batch, fast_rows)
     return batch
 
@@ -335,24 +360,34 @@ def parse_chunk(
 def _merge_fast(batch: Batch, fast: FastRows) -> None:
     """Add the vectorised rows to `batch`. A messageId on several lines of the
     chunk keeps its first line, whichever path parsed it; the rest are duplicates."""
-    python_lines = {row[0]: row[6] for row in batch.rows.get("events", ())}
-    first = dict(python_lines)
-    for line_number, message_id in zip(fast.line_numbers, fast.message_ids, strict=True):
-        if line_number < first.get(message_id, line_number + 1):
-            first[message_id] = line_number
-    dropped = len(python_lines) + len(fast.line_numbers) - len(first)
-    keep = pa.array(sorted(first.values()), pa.int64()) if dropped else None
+    python_events = batch.rows.get("events", ())
+    python_numbers = pa.array([row[6] for row in python_events], pa.int64())
+    ids = pa.chunked_array(
+        [pa.array([row[0] for row in python_events], pa.string()), fast.message_ids],
+        pa.string(),
+    )
+    keep = None
+    if pc.count_distinct(ids).as_py() < len(ids):
+        numbers = pa.chunked_array([python_numbers, fast.numbers], pa.int64())
+        firsts = pa.table({"m": ids, "n": numbers}).group_by("m").aggregate([("n", "min")])
+        keep = firsts.column("n_min").combine_chunks()
+        batch.duplicates_in_batch += len(ids) - len(keep)
+    dropped = None
+    if keep is not None:  # the few lines of the vectorised rows that lost
+        dropped = fast.numbers.filter(pc.invert(pc.is_in(fast.numbers, value_set=keep)))
     for name, table in fast.tables.items():
-        if keep is not None:
-            table = table.filter(pc.is_in(table.column("line_number"), value_set=keep))
+        if dropped is not None and len(dropped):
+            lost = pc.is_in(table.column("line_number"), value_set=dropped)
+            table = table.filter(pc.invert(lost))
         if name != "events":
             table = table.drop_columns(["line_number"])
         batch.arrow.setdefault(name, []).append(table)
-    if dropped:
-        batch.duplicates_in_batch += dropped
-        losing = {mid for mid, n in python_lines.items() if first[mid] != n}
-        for name, rows in batch.rows.items():
-            batch.rows[name] = [r for r in rows if r[0] not in losing]
+    if keep is not None and len(python_numbers):
+        kept = pc.is_in(python_numbers, value_set=keep).to_pylist()
+        losing = {row[0] for row, k in zip(python_events, kept, strict=True) if not k}
+        if losing:
+            for name, rows in batch.rows.items():
+                batch.rows[name] = [r for r in rows if r[0] not in losing]
 
 
 def load_stream(
