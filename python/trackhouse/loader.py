@@ -367,7 +367,7 @@ def _merge_fast(batch: Batch, fast: FastRows) -> None:
         pa.string(),
     )
     keep = None
-    if pc.count_distinct(ids).as_py() < len(ids):
+    if len(pc.unique(ids)) < len(ids):
         numbers = pa.chunked_array([python_numbers, fast.numbers], pa.int64())
         firsts = pa.table({"m": ids, "n": numbers}).group_by("m").aggregate([("n", "min")])
         keep = firsts.column("n_min").combine_chunks()
