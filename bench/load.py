@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline", help="an older commit to time too (e.g. 860baca)")
+    parser.add_argument("--new", help="a commit to time as new (default: the working tree)")
     parser.add_argument("--api-calls", type=int, default=0)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -164,6 +165,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trackhouse-bench-") as tmp:
         tmpdir = Path(tmp)
         old_path = extract_baseline(args.baseline, tmpdir / "old") if args.baseline else None
+        new_path = extract_baseline(args.new, tmpdir / "new") if args.new else None
         base = {**os.environ, "TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_PROJECT_DIR": str(ROOT)}
         for run in range(args.runs):
             loads.append(os.getloadavg()[0])
@@ -173,7 +175,7 @@ def main() -> None:
                 if name == "read_json":
                     cmd = [sys.executable, "-c", READ_JSON, str(db), str(data)]
                 else:
-                    pythonpath = old_path if name == "old" else None
+                    pythonpath = old_path if name == "old" else new_path
                     if pythonpath is not None:
                         env["PYTHONPATH"] = str(pythonpath)
                     cmd = load_cmd(data, pythonpath)
@@ -210,6 +212,7 @@ def main() -> None:
         "lines_per_second": {name: round(args.lines / med(name, 0)) for name in samples},
         "reports": summaries,
         "baseline": args.baseline,
+        "new": args.new or "working tree",
         "load_average_1min": [round(x, 1) for x in loads],
         "api_calls": args.api_calls,
         "api_calls_per_s": round(args.api_calls / api_s) if api_s else None,
