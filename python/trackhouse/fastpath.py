@@ -185,22 +185,25 @@ def _typed(types: tuple[str, ...]) -> str:
     select
         line_number,
         line,
-        event_type,
+        {_s("type")} as event_type,
         {_s("messageId")} as message_id,
         th_utc({_s("timestamp")}) as occurred_at,
         nullif({_s("anonymousId")}, '') as anonymous_id,
         nullif({_s("userId")}, '') as user_id,
         j
-    from fields
-    where event_type in {types!r}
+    from th_fields
+    where {_s("type")} in {types!r}
         and {_s("messageId")} <> ''
         -- the kinds, and a key twice in an object the event is read from: Python decides
-        and case event_type {plain} end
+        and case {_s("type")} {plain} end
     """
 
 
 _OTHER_TYPES = tuple(t for t in TYPES if t != "page")
-_QUERY = f"""
+# First the lines are parsed once into a temporary table (a CTE would let the
+# optimizer push filters into it and parse the JSON twice), then judged.
+_FIELDS_QUERY = f"""
+create or replace temp table th_fields as
 with
 
 lines as (
@@ -213,20 +216,24 @@ lines as (
         and not regexp_matches(line, '{_LENIENT_JSON}')
 ),
 
-fields as materialized (
+fields as (
     select
         line_number,
         line,
         json_transform(line, '{_STRUCT}') as j,
-        {_s("type")} as event_type,
         json_type(line, {_OBJECT_TYPES!r}) as o,
         json_keys(line, {_OBJECT_KEYS!r}) as object_keys
     from lines
-),
+)
+select * from fields
+"""
 
-page_typed as materialized ({_typed(("page",))}),
+_QUERY = f"""
+with
 
-other_typed as materialized ({_typed(_OTHER_TYPES)}),
+page_typed as ({_typed(("page",))}),
+
+other_typed as ({_typed(_OTHER_TYPES)}),
 
 page as (
     select
@@ -410,12 +417,14 @@ class FastPath:
         allowed = None if allowed_events is None else sorted(allowed_events)
         self.con.register("th_chunk", chunk)
         try:
+            self.con.execute(_FIELDS_QUERY)
             found = self.con.sql(
                 f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
                 params={"allowed": allowed},
             ).to_arrow_table()
         finally:
             self.con.unregister("th_chunk")
+            self.con.execute("drop table if exists th_fields")
         return _split(found, source, received_at)
 
 
