@@ -9,7 +9,6 @@ batch written twice — or by two processes at once — lands exactly once.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,21 +144,22 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
             registered.append(f"th_batch_{name}")
         con.register("th_batch_rejected", batch_table(batch, "rejected"))
         registered.append("th_batch_rejected")
+        con.execute(
+            f"""create or replace temp table th_new as
+            select message_id from th_batch_events
+            where message_id not in (select message_id from "{schema}".events)"""
+        )
+        new_events = con.execute("select count(*) from th_new").fetchone()[0]
         # Numbered in commit order: a second writer in this process that takes the
         # same number conflicts on batches' key and rolls back (DuckDB admits one
         # writing process).
         sequence = con.execute(
             f'select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from "{schema}".batches'
         ).fetchone()[0]
-        # The ledger's key decides what is new (its index, not a scan of the ledger).
-        with warnings.catch_warnings():  # "an extra copy": of the new ids only
-            warnings.simplefilter("ignore")
-            new = con.execute(
-                f"{_insert(schema, 'events', sequence)} on conflict do nothing returning message_id"
-            ).to_arrow_table()
-        new_events = new.num_rows
-        con.register("th_new", new)
-        registered.append("th_new")
+        con.execute(
+            f"""{_insert(schema, "events", sequence)}
+            where message_id in (select message_id from th_new)"""
+        )
         for name in _present(batch):
             con.execute(
                 f"""{_insert(schema, name, sequence)}
@@ -177,6 +177,7 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
             new_rejected = (
                 con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0] - before
             )
+        con.execute("drop table th_new")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
