@@ -6,7 +6,11 @@
 2. `dbt build` of the same data on PostgreSQL and on DuckDB (data tests included, unit
    tests left out: they do not depend on the data).
 
-    .venv/bin/python bench/postgres.py [--events 1000000] [--fast]
+    .venv/bin/python bench/postgres.py [--events 1000000] [--fast] [--load-only]
+                                       [--baseline 860baca]
+
+--load-only skips the dbt builds; --baseline also times the load by an older
+commit of trackhouse (into a second database, same server, same file).
 
 The server runs with fsync on unless --fast (the test-suite settings). Prints a
 table and writes bench/results/postgres.json. Not a test: nothing is asserted.
@@ -117,6 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--fast", action="store_true", help="fsync off, as in the test suite")
+    parser.add_argument("--load-only", action="store_true", help="skip the dbt builds")
+    parser.add_argument("--baseline", help="an older commit whose load is timed too")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = ROOT / "data" / f"bench-postgres-{args.events}.ndjson"
@@ -137,11 +143,37 @@ def main() -> None:
             pg_env,
             "trackhouse load (postgres)",
         )
-        report = json.loads(out)[0]
+        report = json.loads(out[out.index("[\n") :])[0]
         copy_s, raw_rows = copy_ceiling(server, workdir)
         for csv in workdir.glob("*.csv"):
             csv.unlink()
-        pg_build_s = dbt_build(pg_env, "postgres")
+        old_s = None
+        if args.baseline:
+            import tarfile
+            from io import BytesIO
+
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", args.baseline, "python"],
+                capture_output=True,
+                check=True,
+            ).stdout
+            with tarfile.open(fileobj=BytesIO(archive)) as tar:
+                tar.extractall(workdir / "baseline", filter="data")
+            server.create_database(DBNAME + "_old")
+            old_env = {
+                **base,
+                **server.env(DBNAME + "_old"),
+                "PYTHONPATH": str(workdir / "baseline" / "python"),
+            }
+            code = "import sys; from trackhouse.cli import main; sys.exit(main())"
+            cli = [sys.executable, "-c", code]
+            timed([*cli, "init"], old_env, "trackhouse init (baseline)")
+            old_s, _ = timed(
+                [*cli, "load", str(data), "--format", "json", "--no-progress"],
+                old_env,
+                f"trackhouse load (postgres, {args.baseline})",
+            )
+        pg_build_s = 0.0 if args.load_only else dbt_build(pg_env, "postgres")
         with server.connect() as conn:
             version = conn.execute("show server_version").fetchone()[0]
     finally:
@@ -155,7 +187,7 @@ def main() -> None:
         duck_env,
         "trackhouse load (duckdb)",
     )
-    duck_build_s = dbt_build(duck_env, "duckdb")
+    duck_build_s = 0.0 if args.load_only else dbt_build(duck_env, "duckdb")
     duck_path.unlink(missing_ok=True)
 
     result: dict[str, Any] = {
@@ -170,13 +202,18 @@ def main() -> None:
             "copy_seconds": round(copy_s, 2),
             "copy_events_per_second": round(events / copy_s),
             "load_vs_copy": round(load_s / copy_s, 2),
+            "baseline": args.baseline,
+            "baseline_load_seconds": round(old_s, 2) if old_s else None,
+            "baseline_load_vs_copy": round(old_s / copy_s, 2) if old_s else None,
             "dbt_build_seconds": round(pg_build_s, 2),
         },
         "duckdb": {
             "load_seconds": round(duck_load_s, 2),
             "dbt_build_seconds": round(duck_build_s, 2),
         },
-        "dbt_build_postgres_vs_duckdb": round(pg_build_s / duck_build_s, 2),
+        "dbt_build_postgres_vs_duckdb": (
+            round(pg_build_s / duck_build_s, 2) if duck_build_s else None
+        ),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
     }
     (RESULTS / "postgres.json").write_text(json.dumps(result, indent=2))
@@ -187,11 +224,13 @@ def main() -> None:
         f"  trackhouse load      {p['load_seconds']:8.1f} s {p['load_events_per_second']:>9,}/s",
         f"  psql \\copy ceiling  {p['copy_seconds']:8.1f} s {p['copy_events_per_second']:>9,}/s",
         f"  load / copy          {p['load_vs_copy']:8.2f} x",
+        f"  baseline {args.baseline}: {p['baseline_load_seconds']} s, "
+        f"{p['baseline_load_vs_copy']} x copy",
         "dbt build",
         f"  postgres             {p['dbt_build_seconds']:8.1f} s",
         f"  duckdb               {d['dbt_build_seconds']:8.1f} s"
         f"  (trackhouse load into duckdb: {d['load_seconds']:.1f} s)",
-        f"  postgres / duckdb    {result['dbt_build_postgres_vs_duckdb']:8.2f} x",
+        f"  postgres / duckdb    {result['dbt_build_postgres_vs_duckdb']} x",
         f"results: {RESULTS / 'postgres.json'}",
     ]
     print("\n" + "\n".join(lines))

@@ -85,8 +85,83 @@ _add(
     + b'"}'
 )
 _add(b'"just a string"')
+# Other event types: plain ones (the vectorised path takes these) ...
+FIRST_OTHER = len(CORPUS) + 1
 
-TABLES = ("events", "activity", "touchpoints", "rejected")
+
+def _event(kind: str, **fields):
+    return {
+        "type": kind,
+        "messageId": f"m-{len(CORPUS)}",
+        "timestamp": T,
+        "anonymousId": "anon-1",
+        "userId": "user-1",
+        **fields,
+    }
+
+
+_add(_event("screen", properties={"name": "Home"}))
+_add(_event("screen", userId=None))
+_add(_event("track", event="signup", properties={"method": "email"}))
+_add(_event("track", event="purchase", properties={"value": 19.99, "currency": "eur"}))
+_add(_event("track", event="purchase", properties={"value": "20.5", "revenue": 3}))
+_add(_event("track", event="purchase", properties={"revenue": 7, "is_confirmed": False}))
+_add(
+    _event(
+        "track",
+        event="trial",
+        properties={"conversion_id": "c-1", "is_active": False, "source_object": "plan"},
+    )
+)
+_add(_event("track", event=" spaced ", properties={"value": None, "plan": {"a": [1, 2.5]}}))
+_add(_event("identify", traits={"created_at": "2024-01-01T00:00:00+01:00", "is_active": True}))
+_add(_event("identify", anonymousId=None, traits={"createdAt": T, "account_id": "acct-1"}))
+_add(_event("identify", traits={"created_at": "", "createdAt": T}))
+_add(_event("group", groupId="acct-1", traits={"name": "Acme", "subscription_start": T}))
+_add(_event("group", groupId="acct-2", userId=None))
+LAST_PLAIN_OTHER = len(CORPUS)
+# ... and the shapes it leaves to Python.
+_add(_event("alias", previousId="anon-1"))
+_add(
+    _event(
+        "statistic",
+        properties={"metric": "a.b", "value": 1, "period": "day", "date": "2024-05-01"},
+    )
+)
+_add(_event("track", event="", properties={}))
+_add(_event("track", event="   "))
+_add(_event("track", event="x", properties={"value": 1e20}))
+_add(_event("track", event="x", properties={"value": 0.1 + 0.2}))
+_add(_event("track", event="x", properties={"value": "abc"}))
+_add(_event("track", event="x", properties={"value": True}))
+_add(_event("track", event="x", properties={"currency": "euro"}))
+_add(_event("track", event="x", properties={"conversion_id": 7}))
+_add(_event("track", event="x", properties={"source_object": {"a": 1}}))
+_add(_event("track", event="x", properties={"is_confirmed": "yes"}))
+_add(_event("track", event=5))
+_add(_event("identify", userId=None))
+_add(_event("identify", traits={"created_at": "2024-02-30T00:00:00Z"}))
+_add(_event("identify", traits={"createdAt": "yesterday"}))
+_add(_event("identify", traits={"is_active": "yes"}))
+_add(_event("identify", traits={"created_at": "9999-12-31T23:59:59-14:00"}))
+_add(_event("group", groupId="a", traits={"subscription_start": "0001-01-01T00:30:00+01:00"}))
+_add(_event("identify", traits="not an object"))
+_add(_event("group", groupId=""))
+_add(_event("group", groupId=42))
+_add(_event("group", groupId="a", traits={"subscription_start": 5}))
+_add(_event("screen", anonymousId=None, userId=None))
+_add(_event("screen", context={"userAgent": "x"}, properties=[1]))
+
+TABLES = (
+    "events",
+    "activity",
+    "touchpoints",
+    "conversion_events",
+    "identity_links",
+    "users",
+    "accounts",
+    "rejected",
+)
 
 
 def _rows(settings, query_fetch, table):
@@ -128,45 +203,42 @@ def test_duplicates_keep_the_first_line(warehouse, vectorised):
     assert row["line_number"] == 1 and row["anonymous_id"] == "a0"
 
 
-def test_the_vectorised_path_takes_exactly_the_plain_page_views():
+def test_the_vectorised_path_takes_exactly_the_plain_events():
     from datetime import datetime
 
     from trackhouse.fastpath import FastPath
-    from trackhouse.loader import _texts
+    from trackhouse.loader import Lines
 
-    texts = _texts(CORPUS)
-    numbered = [(n, t) for n, t in enumerate(texts, start=1) if t is not None]
+    lines = Lines.of(list(enumerate(CORPUS, start=1)))
     fast = FastPath()
     try:
-        rows = fast.run(
-            [n for n, _ in numbered],
-            [t for _, t in numbered],
-            source="corpus",
-            received_at=datetime(2024, 5, 2),
-        )
+        rows = fast.run_table(lines.table(), source="corpus", received_at=datetime(2024, 5, 2))
     finally:
         fast.close()
-    plain = {*range(1, 19), 40, 41}
+    # lines 39 and 42 are a plain track and a plain identify event
+    plain = {*range(1, 19), 39, 40, 41, 42, *range(FIRST_OTHER, LAST_PLAIN_OTHER + 1)}
     assert set(rows.line_numbers) == plain
     touchpoints = rows.tables["touchpoints"].column("line_number").to_pylist()
     # no tracking parameter, '#?utm', '?a=1?utm', 'utm_sourcex', an empty url: no touchpoint
-    assert set(touchpoints) == plain - {6, 8, 9, 10, 13}
+    assert set(touchpoints) == {*range(1, 19), 40, 41} - {6, 8, 9, 10, 13}
+    tables = {name: table.num_rows for name, table in rows.tables.items()}
+    assert tables["conversion_events"] == 7
+    assert (tables["users"], tables["identity_links"], tables["accounts"]) == (4, 3, 2)
 
 
 def test_the_vectorised_path_reads_what_the_declaration_says():
-    """fastpath.py derives what it reads from parsing.FIELDS: the page view's fields."""
+    """fastpath.py derives what it reads from parsing.FIELDS: the fields of each type."""
     from trackhouse import fastpath
     from trackhouse.parsing import OBJECT_PATHS, fields_for
 
-    declared = {f.path: f for f in fields_for("page")}
-    # Every field it reads is declared for a page view, with a kind it can take plainly.
-    assert set(fastpath.STRUCT_PATHS) <= set(declared)
-    assert all(declared[p].kind in fastpath.PLAIN_KINDS for p in fastpath.STRUCT_PATHS)
-    assert {f.kind for f in declared.values()} <= set(fastpath.PLAIN_KINDS)
-    # It checks the JSON kind of every declared field, and nothing else.
-    assert [path for path, _ in fastpath._FIELDS] == [f.json_path for f in declared.values()]
-    # Every object a page view is read from is checked for duplicated keys.
-    objects = {p for p in OBJECT_PATHS if not p or p in declared}
-    assert {p.removeprefix("$").removeprefix(".") for p in fastpath._OBJECTS} == objects
+    for event_type in fastpath.TYPES:
+        declared = {f.path: f for f in fields_for(event_type)}
+        # It reads every declared field, with a kind it can take plainly.
+        assert set(declared) <= set(fastpath.PATHS)
+        assert {f.kind for f in declared.values()} <= set(fastpath.PLAIN_KINDS)
+        # Every object an event is read from is checked for duplicated keys.
+        objects = {p for p in OBJECT_PATHS if not p or p in declared}
+        assert objects - set(fastpath.OVERRIDES) <= set(fastpath.OBJECTS)
+    assert set(fastpath.PATHS) == {f.path for t in fastpath.TYPES for f in fields_for(t)}
     # Fields it does not write (a campaign) must be absent for it to take the line.
-    assert set(fastpath.OVERRIDES) <= set(declared)
+    assert set(fastpath.OVERRIDES) <= set(fastpath.PATHS)

@@ -1,21 +1,23 @@
-"""The vectorised path of `trackhouse load` for the bulk of real exports: page views.
+"""The vectorised path of `trackhouse load` for the bulk of real exports.
 
 Python (`parsing.add_event`) is the definition of what an event means and why it
 is rejected. Parsing every line in Python costs ~10 µs; so the loader first
-hands a whole chunk of lines to an in-memory DuckDB, which recognises, in one
-query, the `page` events whose every declared field has the plain expected
-shape, and produces their raw rows as Arrow. Every other line (other types,
-anything unusual, anything invalid) goes to `add_event`, which accepts it or
-gives the reason. This path never rejects: it only takes lines Python would
-accept, with the rows Python would give. `tests/test_fastpath.py` and the
-property test `tests/test_parser_differential.py` check that.
+hands a whole chunk of lines (one Arrow array over the file's own bytes) to an
+in-memory DuckDB, which recognises, in one query, the `page`, `screen`,
+`track`, `identify` and `group` events whose every declared field has
+the plain expected shape, and produces their raw rows as Arrow. Every other
+line (alias and statistic events, anything unusual, anything invalid) goes to `add_event`,
+which accepts it or gives the reason. This path never rejects: it only takes
+lines Python would accept, with the rows Python would give. `tests/test_fastpath.py`
+and the property test `tests/test_parser_differential.py` check that.
 
 The fields it reads, and the JSON kind each must have, are derived from
-`parsing.FIELDS` (the declaration of the `page` fields), as are the objects in
-which a duplicated key sends a line to Python (which rejects it when the key is
-one it reads). DuckDB reads JSON as yyjson does, which is more lenient than
-orjson (NaN and Infinity, trailing commas, numbers that overflow to infinity):
-lines with any of those are left to Python too, so both paths see the same JSON.
+`parsing.FIELDS` (the declaration), as are the objects in which a duplicated
+key sends a line to Python (which rejects it when the key is one it reads).
+DuckDB reads JSON as yyjson does, which is more lenient than orjson (NaN and
+Infinity, trailing commas, numbers that overflow to infinity): lines with any
+of those are left to Python too, so both paths see the same JSON. A track
+event's custom properties are written by orjson from the line, as Python does.
 """
 
 from __future__ import annotations
@@ -23,32 +25,50 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .parsing import MAX_DEPTH, MAX_EVENT_BYTES, OBJECT_PATHS, TRACKING_PARAMETERS, fields_for
 
-# The JSON kinds (json_type) each declared kind may have for the line to be plain.
+# The event types this path takes. Alias events stay in Python: privacy.suppress
+# checks their previousId on the Python rows only. Statistics: see _plain.
+TYPES = ("page", "screen", "track", "identify", "group")
+
+# The JSON kinds each declared kind may have for the line to be plain. Values are
+# read by json_transform as JSON text, so a kind is the text's first character:
+# STRING '"', BOOLEAN true/false, NUMBER (money only: see _MONEY), OBJECT (from
+# json_type); a JSON null and a missing key are both SQL NULL, both absent.
 PLAIN_KINDS = {
-    "type": "VARCHAR",
-    "message_id": "VARCHAR",
-    "timestamp": "VARCHAR",
-    "id": "(VARCHAR|NULL)",
-    "text": "(VARCHAR|NULL)",
-    "object": "(OBJECT|NULL)",
+    "type": ("STRING",),
+    "message_id": ("STRING",),
+    "timestamp": ("STRING", "NULL"),
+    "id": ("STRING", "NULL"),
+    "text": ("STRING", "NULL"),
+    "object": ("OBJECT", "NULL"),
+    "bool": ("BOOLEAN", "NULL"),
+    "money": ("NUMBER", "STRING", "NULL"),
+    "currency": ("STRING", "NULL"),
+    "any": ("STRING", "NULL"),
 }
 # A campaign object makes the touchpoint carry its JSON: Python writes that.
-OVERRIDES = {"context.campaign": "NULL"}
-PAGE_FIELDS = fields_for("page")
-_FIELDS = [(f.json_path, OVERRIDES.get(f.path, PLAIN_KINDS[f.kind])) for f in PAGE_FIELDS]
-_PATHS = [path for path, _ in _FIELDS]
-_OBJECTS = [
-    "$" + (f".{p}" if p else "")
-    for p in OBJECT_PATHS
-    if not p or p in {f.path for f in PAGE_FIELDS}
-]
+OVERRIDES = {"context.campaign": ("NULL",)}
+FIELDS = {t: fields_for(t) for t in TYPES}
+# Every path any of these types reads, once, in a stable order.
+PATHS: tuple[str, ...] = tuple(dict.fromkeys(f.path for t in TYPES for f in FIELDS[t]))
+_KIND = {f.path: f.kind for t in TYPES for f in FIELDS[t]}
+# Objects: their kind comes from json_type. Duplicated keys are looked for in the
+# objects that hold a declared field of the type (Python rejects a declared key
+# written twice in its object; this path leaves any duplicate in them to Python).
+OBJECTS = tuple(p for p in OBJECT_PATHS if not p or p in PATHS)
+_OBJECT_TYPES = [f"$.{p}" for p in OBJECTS if p]
+HOLDERS = {t: {".".join(f.keys[:-1]) for f in FIELDS[t]} for t in TYPES}
+_HOLDERS = tuple(p for p in OBJECTS if any(p in HOLDERS[t] for t in TYPES))
+_OBJECT_KEYS = ["$" + (f".{p}" if p else "") for p in _HOLDERS]
+_TRACK_DECLARED = frozenset(f.path for f in FIELDS["track"])
 
 # Plain ISO 8601 (years 0001-9999) with a valid-looking time and an explicit
 # offset; anything else (other ISO forms, leap seconds, no offset) is left to
@@ -61,30 +81,129 @@ _TIMESTAMP = (
 _TRACKING = "(^|&)(" + "|".join(TRACKING_PARAMETERS) + r")(=|&|\z)"
 # A query-string name with an escape or '+' would decode to something else: Python decides.
 _ENCODED_NAME = r"(^|&)[^=&]*[%+][^=&]*(=|&|\z)"
-# What yyjson reads and orjson refuses: NaN/Infinity, trailing commas, numbers
-# that overflow a double. False positives (inside strings) only cost speed.
-_LENIENT_JSON = r"[:,\[]\s*[+-]?(?i:nan|inf)|,\s*[}\]]|\d[eE][+-]?\d{3}|\d{300}"
-# json_type over all paths, cast to text, matched once: far cheaper than one
-# json_type per field. A missing path reads NULL, a JSON null 'NULL': both absent.
-_KINDS = r"^\[" + ", ".join(k.replace("NULL", r"\x27?NULL\x27?") for _, k in _FIELDS) + r"\]\z"
-# The struct json_transform reads: every declared scalar field, as text.
-STRUCT_PATHS = tuple(f.path for f in PAGE_FIELDS if f.kind != "object")
+# What yyjson reads and orjson refuses: NaN/Infinity and numbers that overflow a
+# double (as values: after ':', ',' or '['), trailing commas. False positives
+# (the same text inside a string) only cost speed; a digit run followed by an
+# exponent inside a string (a user agent's "Mobile/15E148") does not count. A
+# number overflows only with a 3-digit exponent or 100+ digits before the point.
+_LENIENT_JSON = r"[:,\[]\s*([+-]?(?i:nan|inf)|-?[\d.]+[eE][+-]?\d{3})|,\s*[}\]]|\d{100}"
+# A plain money value as DuckDB renders it (a JSON number or a numeric string):
+# at most 14 integer digits and 6 decimals, so it is exact, in range, and the
+# rounding to 6 places Python does changes nothing.
+_MONEY = r"^-?\d{1,14}(\.\d{1,6})?\z"
 
 
-def _struct(paths: tuple[str, ...]) -> str:
+def _struct() -> str:
+    """The json_transform type: every declared field as JSON text, objects nested
+    (an object no field is read from, the campaign, is a leaf)."""
     root: dict = {}
-    for path in paths:
-        *parents, leaf = path.split(".")
+    for path in PATHS:
         holder = root
+        *parents, leaf = path.split(".")
         for key in parents:
-            holder = holder.setdefault(key, {})
-        holder[leaf] = "VARCHAR"
+            if not isinstance(holder.get(key), dict):
+                holder[key] = {}
+            holder = holder[key]
+        if leaf not in holder:
+            holder[leaf] = "JSON"
     return json.dumps(root)
 
 
-_STRUCT = _struct(STRUCT_PATHS)
+_STRUCT = _struct()
 
-_QUERY = f"""
+
+def _j(path: str) -> str:
+    """SQL: the field's JSON text (NULL when absent or null)."""
+    return "j" + "".join(f"['{key}']" for key in path.split(".")) + "::varchar"
+
+
+def _s(path: str) -> str:
+    """SQL: the field's string value (NULL unless it is a JSON string)."""
+    return f"th_str({_j(path)})"
+
+
+def _is(path: str, kinds: tuple[str, ...]) -> str:
+    if _KIND[path] == "object":
+        tests = [f"o[{OBJECTS.index(path)}] = '{k}'" for k in kinds if k != "NULL"]
+        tests += [f"o[{OBJECTS.index(path)}] is null or o[{OBJECTS.index(path)}] = 'NULL'"] * (
+            "NULL" in kinds
+        )
+        return "(" + " or ".join(tests) + ")"
+    x = _j(path)
+    test = {
+        "STRING": f"left({x}, 1) = '\"'",
+        "BOOLEAN": f"{x} in ('true', 'false')",
+        "NUMBER": f"regexp_matches({x}, '{_MONEY}')",
+        "NULL": f"{x} is null",
+    }
+    return "(" + " or ".join(test[k] for k in kinds) + ")"
+
+
+def _plain(event_type: str) -> str:
+    """SQL: every field the type declares has a plain JSON kind."""
+    conds = []
+    for f in FIELDS[event_type]:
+        kinds = OVERRIDES.get(f.path, PLAIN_KINDS.get(f.kind))
+        if kinds is None:
+            return "false"  # a kind this path cannot judge (statistics)
+        conds.append(_is(f.path, kinds))
+    return " and ".join(conds)
+
+
+def _opt_ts(path: str) -> str:
+    """SQL: an optional timestamp field is absent, empty, or plain and valid."""
+    v = _s(path)
+    return f"({v} is null or {v} = '' or th_ts({v}) is not null)"
+
+
+def _money_text(path: str) -> str:
+    return f"coalesce({_s(path)}, {_j(path)})"
+
+
+def _money(path: str) -> str:
+    x = _j(path)
+    return f"({x} is null or regexp_matches({_money_text(path)}, '{_MONEY}'))"
+
+
+def _no_duplicates(event_type: str) -> str:
+    return " and ".join(
+        f"(coalesce(len(object_keys[{i + 1}]), 0) < 2"
+        f" or list_unique(object_keys[{i + 1}]) = len(object_keys[{i + 1}]))"
+        for i, holder in enumerate(_HOLDERS)
+        if holder in HOLDERS[event_type]
+    )
+
+
+_VALID = """occurred_at between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
+        and (anonymous_id is not null or user_id is not null)"""
+
+
+def _typed(types: tuple[str, ...]) -> str:
+    """SQL: the common columns of the plain events of `types` (a branch of the query)."""
+    plain = " ".join(f"when '{t}' then {_plain(t)} and {_no_duplicates(t)}" for t in types)
+    return f"""
+    select
+        line_number,
+        line,
+        {_s("type")} as event_type,
+        {_s("messageId")} as message_id,
+        th_utc({_s("timestamp")}) as occurred_at,
+        nullif({_s("anonymousId")}, '') as anonymous_id,
+        nullif({_s("userId")}, '') as user_id,
+        j
+    from th_fields
+    where {_s("type")} in {types!r}
+        and {_s("messageId")} <> ''
+        -- the kinds, and a key twice in an object the event is read from: Python decides
+        and case {_s("type")} {plain} end
+    """
+
+
+_OTHER_TYPES = tuple(t for t in TYPES if t != "page")
+# First the lines are parsed once into a temporary table (a CTE would let the
+# optimizer push filters into it and parse the JSON twice), then judged.
+_FIELDS_QUERY = f"""
+create or replace temp table th_fields as
 with
 
 lines as (
@@ -92,65 +211,145 @@ lines as (
     where strlen(line) <= {MAX_EVENT_BYTES}
         and not contains(line, '\\u0000')
         and strlen(line) - strlen(replace(replace(line, '{{', ''), '[', '')) <= {MAX_DEPTH}
-        and not regexp_matches(line, '{_LENIENT_JSON}')
+        and left(line, 1) = '{{'
         and json_valid(line)
-        and left(ltrim(line), 1) = '{{'
+        and not regexp_matches(line, '{_LENIENT_JSON}')
 ),
 
 fields as (
     select
         line_number,
         line,
-        cast(json_type(line, {_PATHS!r}) as varchar) as kinds,
-        json_keys(line, {_OBJECTS!r}) as object_keys,
-        json_transform(line, '{_STRUCT}') as s
+        json_transform(line, '{_STRUCT}') as j,
+        json_type(line, {_OBJECT_TYPES!r}) as o,
+        json_keys(line, {_OBJECT_KEYS!r}) as object_keys
     from lines
-),
+)
+select * from fields
+"""
 
-typed as (
-    select
-        line_number,
-        line,
-        s.messageId as message_id,
-        s.timestamp as ts,
-        nullif(s.anonymousId, '') as anonymous_id,
-        nullif(s.userId, '') as user_id,
-        -- Python takes page.url or properties.url: an empty string falls through
-        case
-            when coalesce(s.context.page.url, '') <> '' then s.context.page.url
-            else s.properties.url
-        end as url,
-        case
-            when coalesce(s.context.page.referrer, '') <> '' then s.context.page.referrer
-            else s.properties.referrer
-        end as referrer,
-        s.context.userAgent as user_agent
-    from fields
-    where s.type = 'page'
-        and regexp_matches(kinds, '{_KINDS}')
-        -- a key twice in an object the event is read from: Python decides
-        and len(list_filter(object_keys, lambda k: len(list_distinct(k)) < len(k))) = 0
-),
+_QUERY = f"""
+with
 
-accepted as (
+page_typed as ({_typed(("page",))}),
+
+other_typed as ({_typed(_OTHER_TYPES)}),
+
+page as (
     select
         *,
-        cast(try_cast(ts as timestamptz) as timestamp) as occurred_at,
-        regexp_extract(url, '^[^?#]*\\?([^#]*)', 1) as query
-    from typed
-    where message_id <> ''
-        and regexp_matches(ts, '{_TIMESTAMP}')
-        and (anonymous_id is not null or user_id is not null)
-        and not regexp_matches(coalesce(url, ''), '[\\t\\r\\n]|^[\\x00-\\x20]')
+        -- Python takes page.url or properties.url: an empty string falls through
+        case
+            when coalesce({_s("context.page.url")}, '') <> '' then {_s("context.page.url")}
+            else {_s("properties.url")}
+        end as url,
+        case
+            when coalesce({_s("context.page.referrer")}, '') <> ''
+                then {_s("context.page.referrer")}
+            else {_s("properties.referrer")}
+        end as referrer
+    from page_typed
+    where {_VALID}
+),
+
+page_rows as (
+    select *, regexp_extract(url, '^[^?#]*\\?([^#]*)', 1) as query
+    from page
+    where not regexp_matches(coalesce(url, ''), '[\\t\\r\\n]|^[\\x00-\\x20]')
+),
+
+pages as (
+    select
+        line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
+        url,
+        referrer,
+        {_s("context.userAgent")} as user_agent,
+        coalesce(url, '') <> ''
+            and regexp_matches(coalesce(query, ''), '{_TRACKING}') as is_touchpoint
+    from page_rows
+    where not regexp_matches(coalesce(query, ''), '{_ENCODED_NAME}')
+),
+
+others as (
+    select
+        line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
+        -- identify
+        coalesce(
+            th_ts(nullif({_s("traits.created_at")}, '')),
+            th_ts(nullif({_s("traits.createdAt")}, ''))
+        ) as date_joined,
+        case when event_type = 'identify' then {_j("traits.is_active")}::boolean end
+            as trait_is_active,
+        nullif({_s("traits.account_id")}, '') as account_id,
+        -- group
+        nullif({_s("groupId")}, '') as group_id,
+        th_ts(nullif({_s("traits.subscription_start")}, '')) as subscription_start,
+        {_s("traits.name")} as account_name,
+        -- track
+        {_s("event")} as event,
+        cast(
+            case
+                when {_j("properties.value")} is null then {_money_text("properties.revenue")}
+                else {_money_text("properties.value")}
+            end as decimal(38, 6)
+        ) as value,
+        upper(nullif({_s("properties.currency")}, '')) as currency,
+        coalesce({_j("properties.is_confirmed")}::boolean, true) as is_confirmed,
+        coalesce({_j("properties.is_active")}::boolean, true) as is_active,
+        coalesce(nullif({_s("properties.conversion_id")}, ''), message_id) as conversion_id,
+        {_s("properties.source_object")} as source_object
+    from other_typed
+    where {_VALID} and case event_type
+        when 'screen' then true
+        when 'identify' then user_id is not null
+            and {_opt_ts("traits.created_at")} and {_opt_ts("traits.createdAt")}
+        when 'group' then nullif({_s("groupId")}, '') is not null
+            and {_opt_ts("traits.subscription_start")}
+        when 'track' then regexp_matches({_s("event")}, '[[:alnum:]_]')
+            and (th_allowed is null or list_contains(th_allowed, {_s("event")}))
+            and {_money("properties.value")} and {_money("properties.revenue")}
+            and (
+                {_s("properties.currency")} is null or {_s("properties.currency")} = ''
+                or regexp_matches({_s("properties.currency")}, '^[A-Za-z]{{3}}\\z')
+            )
+        else false
+    end
 )
 
 select
-    *,
-    coalesce(url, '') <> ''
-        and regexp_matches(coalesce(query, ''), '{_TRACKING}') as is_touchpoint
-from accepted
-where occurred_at between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
-    and not regexp_matches(coalesce(query, ''), '{_ENCODED_NAME}')
+    line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
+    url, referrer, user_agent, is_touchpoint,
+    null::timestamp as date_joined, null::boolean as trait_is_active,
+    null::varchar as account_id, null::varchar as group_id,
+    null::timestamp as subscription_start, null::varchar as account_name,
+    null::varchar as event, null::decimal(38, 6) as value,
+    null::varchar as currency, null::boolean as is_confirmed, null::boolean as is_active,
+    null::varchar as conversion_id, null::varchar as source_object
+from pages
+union all by name
+select * from others
+"""
+
+# Plain ISO 8601 (see _TIMESTAMP) -> naive UTC, without the ICU time zone cast:
+# the local part is cast as a timestamp (NULL for a date that does not exist,
+# e.g. 2024-02-30), then the offset is subtracted.
+_MACROS = f"""
+create or replace macro th_str(x) as case when left(x, 1) = '"' then
+    case when contains(x, '\\') then json_extract_string(x, '$') else x[2:-2] end
+end;
+create or replace macro th_utc(s) as case when regexp_matches(s, '{_TIMESTAMP}') then
+    try_cast(
+        case when s[-1] = 'Z' then s[1:-2] else s[1:-7] end as timestamp
+    ) - case when s[-1] = 'Z' then interval 0 minutes else to_minutes(
+        (case when s[-6] = '-' then -1 else 1 end)
+        * (cast(s[-5:-4] as integer) * 60 + cast(s[-2:] as integer))
+    ) end
+end;
+-- NULL when Python would reject it: also out of range once in UTC (years 0001-9999)
+create or replace macro th_ts(s) as case when th_utc(s)
+    between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
+    then th_utc(s)
+end
 """
 
 
@@ -158,19 +357,34 @@ where occurred_at between timestamp '0001-01-01' and timestamp '9999-12-31 23:59
 class FastRows:
     """Raw rows of the recognised lines, as Arrow tables per raw table."""
 
-    line_numbers: list[int]
-    message_ids: list[str]
+    numbers: pa.Array  # the line numbers taken
+    message_ids: pa.Array
     tables: dict[str, pa.Table]
+
+    @property
+    def line_numbers(self) -> list[int]:
+        return self.numbers.to_pylist()
+
+
+def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "line_number": pa.array(line_numbers, pa.int64()),
+            "line": pa.array(lines, pa.large_string()),
+        }
+    )
 
 
 class FastPath:
-    """An in-memory DuckDB that recognises plain page views in a chunk of lines."""
+    """An in-memory DuckDB that recognises plain events in a chunk of lines."""
 
     def __init__(self) -> None:
         self.con = duckdb.connect(":memory:")
         self.con.execute("set timezone = 'UTC'")
         # One core parses while the writer thread uses the other (see loader.load_stream).
         self.con.execute("set threads = 2")
+        self.con.execute("set enable_progress_bar = false")  # stdout is the report's
+        self.con.execute(_MACROS)
 
     def close(self) -> None:
         self.con.close()
@@ -182,48 +396,86 @@ class FastPath:
         *,
         source: str,
         received_at: datetime,
+        allowed_events: Any = None,
     ) -> FastRows:
-        chunk = pa.table(
-            {
-                "line_number": pa.array(line_numbers, pa.int64()),
-                "line": pa.array(lines, pa.string()),
-            }
+        return self.run_table(
+            chunk_table(line_numbers, lines),
+            source=source,
+            received_at=received_at,
+            allowed_events=allowed_events,
         )
+
+    def run_table(
+        self,
+        chunk: pa.Table,
+        *,
+        source: str,
+        received_at: datetime,
+        allowed_events: Any = None,
+    ) -> FastRows:
+        """`chunk`: line_number (int64) and line (text, without its line break)."""
+        allowed = None if allowed_events is None else sorted(allowed_events)
         self.con.register("th_chunk", chunk)
         try:
-            found = self.con.sql(_QUERY).to_arrow_table()
+            self.con.execute(_FIELDS_QUERY)
+            found = self.con.sql(
+                f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
+                params={"allowed": allowed},
+            ).to_arrow_table()
         finally:
             self.con.unregister("th_chunk")
-        n = found.num_rows
-        received = (
-            pa.array([received_at] * n, pa.timestamp("us"))
-            if n
-            else pa.array([], pa.timestamp("us"))
-        )
-        col = found.column
-        events = pa.table(
+            self.con.execute("drop table if exists th_fields")
+        return _split(found, source, received_at)
+
+
+def _custom(lines: list[str]) -> list[str | None]:
+    """A track event's custom properties as Python writes them (orjson, from the line)."""
+    out: list[str | None] = []
+    for line in lines:
+        properties = orjson.loads(line).get("properties") or {}
+        custom = {k: v for k, v in properties.items() if f"properties.{k}" not in _TRACK_DECLARED}
+        out.append(orjson.dumps(custom).decode() if custom else None)
+    return out
+
+
+def _split(found: pa.Table, source: str, received_at: datetime) -> FastRows:
+    """The rows of each raw table, in the raw tables' column order."""
+    n = found.num_rows
+    col = found.column
+    received = pa.repeat(pa.scalar(received_at, pa.timestamp("us")), n)
+    kind = col("event_type")
+
+    def rows(mask: Any, columns: dict[str, Any]) -> pa.Table:
+        table = pa.table({**columns, "received_at": received, "line_number": col("line_number")})
+        return table if mask is None else table.filter(mask)
+
+    tables: dict[str, pa.Table] = {
+        "events": pa.table(
             {
                 "message_id": col("message_id"),
-                "event_type": pa.array(["page"] * n, pa.string()),
+                "event_type": kind,
                 "occurred_at": col("occurred_at"),
                 "anonymous_id": col("anonymous_id"),
                 "user_id": col("user_id"),
-                "source": pa.array([source] * n, pa.string()),
+                "source": pa.repeat(pa.scalar(source, pa.string()), n),
                 "line_number": col("line_number"),
                 "payload": col("line"),
                 "received_at": received,
             }
-        )
-        activity = pa.table(
+        ),
+        "activity": rows(
+            pc.is_valid(col("user_id")),
             {
                 "event_id": col("message_id"),
                 "user_id": col("user_id"),
                 "occurred_at": col("occurred_at"),
-                "received_at": received,
-                "line_number": col("line_number"),
-            }
-        ).filter(pc.is_valid(col("user_id")))
-        touchpoints = pa.table(
+            },
+        ),
+    }
+    present = set(pc.unique(kind).to_pylist()) if n else set()
+    if "page" in present:
+        tables["touchpoints"] = rows(
+            pc.fill_null(col("is_touchpoint"), False),
             {
                 "event_id": col("message_id"),
                 "anonymous_id": col("anonymous_id"),
@@ -233,12 +485,66 @@ class FastPath:
                 "referrer": col("referrer"),
                 "user_agent": col("user_agent"),
                 "campaign": pa.nulls(n, pa.string()),
-                "received_at": received,
-                "line_number": col("line_number"),
-            }
-        ).filter(col("is_touchpoint"))
-        return FastRows(
-            line_numbers=col("line_number").to_pylist(),
-            message_ids=col("message_id").to_pylist(),
-            tables={"events": events, "activity": activity, "touchpoints": touchpoints},
+            },
         )
+    if "identify" in present:
+        tables["identity_links"] = rows(
+            pc.and_(pc.equal(kind, "identify"), pc.is_valid(col("anonymous_id"))),
+            {
+                "event_id": col("message_id"),
+                "anonymous_id": col("anonymous_id"),
+                "user_id": col("user_id"),
+                "link_type": col("event_type"),
+                "occurred_at": col("occurred_at"),
+            },
+        )
+    if "identify" in present:
+        tables["users"] = rows(
+            pc.equal(kind, "identify"),
+            {
+                "event_id": col("message_id"),
+                "user_id": col("user_id"),
+                "date_joined": col("date_joined"),
+                "is_active": col("trait_is_active"),
+                "account_id": col("account_id"),
+                "occurred_at": col("occurred_at"),
+            },
+        )
+    if "group" in present:
+        tables["accounts"] = rows(
+            pc.equal(kind, "group"),
+            {
+                "event_id": col("message_id"),
+                "account_id": col("group_id"),
+                "user_id": col("user_id"),
+                "subscription_start": col("subscription_start"),
+                "name": col("account_name"),
+                "occurred_at": col("occurred_at"),
+            },
+        )
+    if "track" in present:
+        track = found.filter(pc.equal(kind, "track"))
+        t = track.column
+        tables["conversion_events"] = pa.table(
+            {
+                "event_id": t("message_id"),
+                "conversion_id": t("conversion_id"),
+                "event": t("event"),
+                "anonymous_id": t("anonymous_id"),
+                "user_id": t("user_id"),
+                "occurred_at": t("occurred_at"),
+                "value": t("value"),
+                "currency": t("currency"),
+                "is_confirmed": t("is_confirmed"),
+                "is_active": t("is_active"),
+                "custom_data": pa.array(_custom(t("line").to_pylist()), pa.string()),
+                "source_object": t("source_object"),
+                "received_at": pa.repeat(pa.scalar(received_at, pa.timestamp("us")), len(track)),
+                "line_number": t("line_number"),
+            }
+        )
+    return FastRows(
+        numbers=col("line_number").combine_chunks(),
+        message_ids=col("message_id").combine_chunks().cast(pa.string()),
+        tables=tables,
+    )

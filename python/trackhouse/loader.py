@@ -7,7 +7,9 @@ received = accepted + rejected + duplicates skipped.
 
 from __future__ import annotations
 
+import bisect
 import gzip
+import itertools
 import logging
 import os
 import sys
@@ -184,37 +186,125 @@ class Progress:
         sys.stderr.flush()
 
 
-def _chunks(stream: IO[bytes], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """Non-blank lines with their 1-based line numbers, `size` at a time."""
-    chunk: list[tuple[int, bytes]] = []
-    for line_number, raw in enumerate(stream, start=1):
-        line = raw.rstrip(b"\r\n")  # the payload is kept exactly as it was
-        if not line.strip():
-            continue  # blank lines are not events
-        chunk.append((line_number, line))
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+# A chunk is at most this many lines and (but for one longer line) this many bytes.
+CHUNK_BYTES = 64 * 1024 * 1024
 
 
-def _texts(lines: list[bytes]) -> list[str | None]:
-    """Each line as text (None when it is not UTF-8), decoding the chunk at once."""
+@dataclass
+class Lines:
+    """A chunk of NDJSON lines in one buffer: line i is data[starts[i]:starts[i + 1]]
+    (with its line break; data ends with the last line), numbered numbers[i]
+    (1-based, blank lines included)."""
+
+    data: bytes
+    starts: list[int]
+    numbers: list[int]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def line(self, i: int) -> bytes:
+        """Line i as the payload is kept: without its line break."""
+        return self.data[self.starts[i] : self.starts[i + 1]].rstrip(b"\r\n")
+
+    @classmethod
+    def of(cls, chunk: list[tuple[int, bytes]]) -> Lines:
+        """From (line number, line) pairs."""
+        starts, pos = [0], 0
+        for _, line in chunk:
+            pos += len(line) + 1
+            starts.append(pos)
+        data = b"".join(line + b"\n" for _, line in chunk)
+        return cls(data, starts, [n for n, _ in chunk])
+
+    def table(self) -> pa.Table:
+        """line_number and line (text, without its line break) as Arrow, built from the
+        chunk's bytes in one pass; a line that is not UTF-8 is null here (Python
+        rejects it)."""
+        n, data = len(self), self.data
+        if b"\r\n" in data or data.endswith(b"\r"):  # rare: strip line by line
+            texts: list[str | None] = []
+            for i in range(n):
+                try:
+                    texts.append(self.line(i).decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append(None)
+            lines = pa.array(texts, pa.large_string())
+        else:
+            # Every line but the last ends with one b"\n": drop them all at once.
+            offsets = [start - i for i, start in enumerate(self.starts)]
+            stripped = data.replace(b"\n", b"")
+            offsets[-1] = len(stripped)
+            bad = _not_utf8(data, self.starts)
+            valid = (
+                pa.array([i not in bad for i in range(n)], pa.bool_()).buffers()[1] if bad else None
+            )
+            lines = pa.Array.from_buffers(
+                pa.large_string(),
+                n,
+                [valid, pa.array(offsets, pa.int64()).buffers()[1], pa.py_buffer(stripped)],
+                null_count=len(bad),
+            )
+        return pa.table({"line_number": pa.array(self.numbers, pa.int64()), "line": lines})
+
+
+def _not_utf8(data: bytes, starts: list[int], window: int = 1 << 18) -> set[int]:
+    """The indexes of the lines that are not valid UTF-8 (a line break ends any
+    sequence, so each line is judged alone). Decoded a window of lines at a time:
+    a decoding error copies what it was decoding."""
+    if data.isascii():
+        return set()
     try:
-        return b"\n".join(lines).decode("utf-8").split("\n")
+        data.decode("utf-8")
+        return set()
     except UnicodeDecodeError:
-        out: list[str | None] = []
-        for line in lines:
-            try:
-                out.append(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                out.append(None)
-        return out
+        pass
+    bad: set[int] = set()
+    i, n = 0, len(starts) - 1
+    while i < n:
+        j = min(bisect.bisect_right(starts, starts[i] + window), n)
+        j = max(j, i + 1)
+        try:
+            data[starts[i] : starts[j]].decode("utf-8")
+            i = j
+        except UnicodeDecodeError as exc:
+            k = bisect.bisect_right(starts, starts[i] + exc.start) - 1
+            bad.add(k)
+            i = k + 1
+    return bad
+
+
+def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Iterator[Lines]:
+    """The stream's lines, `size` lines or `max_bytes` at a time (blank lines
+    included: parse_chunk skips them)."""
+    carry = b""
+    first = 1
+    eof = False
+    while not eof or carry:
+        block = b"" if eof else stream.read(max(max_bytes - len(carry), 1 << 20))
+        eof = eof or not block
+        data = carry + block if carry else block
+        if not data:
+            return
+        pieces = data.split(b"\n", size)  # at most size lines and the rest
+        starts = [0, *itertools.accumulate(len(p) + 1 for p in pieces[:-1])][: size + 1]
+        pos = starts[-1]
+        del pieces
+        if eof and len(starts) <= size and pos < len(data):
+            starts.append(len(data))  # the last line has no line break
+        if len(starts) == 1:
+            carry = data  # one line longer than a block: read on
+            continue
+        count, cut = len(starts) - 1, starts[-1]
+        yield Lines(
+            data if cut == len(data) else data[:cut], starts, list(range(first, first + count))
+        )
+        first += count
+        carry = data[cut:]
 
 
 def parse_chunk(
-    chunk: list[tuple[int, bytes]],
+    chunk: Lines | list[tuple[int, bytes]],
     *,
     source: str,
     received_at: datetime,
@@ -222,21 +312,19 @@ def parse_chunk(
     report: LoadReport,
     fast: FastPath | None,
 ) -> Batch:
-    """Validate a chunk of lines into one Batch: plain page views through the
+    """Validate a chunk of lines into one Batch: plain events through the
     vectorised path, everything else through the Python parser."""
+    lines = chunk if isinstance(chunk, Lines) else Lines.of(chunk)
     batch = Batch()
-    report.received += len(chunk)
     handled: set[int] = set()
     fast_rows = None
     if fast is not None:
-        texts = _texts([line for _, line in chunk])
-        numbered = [(n, t) for (n, _), t in zip(chunk, texts, strict=True) if t is not None]
         try:
-            fast_rows = fast.run(
-                [n for n, _ in numbered],
-                [t for _, t in numbered],
+            fast_rows = fast.run_table(
+                lines.table(),
                 source=source,
                 received_at=received_at,
+                allowed_events=allowed_events,
             )
             handled = set(fast_rows.line_numbers)
         except Exception:  # the fast path only ever speeds things up
@@ -244,9 +332,14 @@ def parse_chunk(
                 "trackhouse: vectorised parse failed; parsing the chunk in Python", exc_info=True
             )
             fast_rows = None
-    for line_number, line in chunk:
+    report.received += len(handled)
+    for i, line_number in enumerate(lines.numbers):
         if line_number in handled:
             continue
+        line = lines.line(i)
+        if not line.strip():
+            continue  # blank lines are not events
+        report.received += 1
         reason = parse_line(
             batch,
             line,
@@ -259,7 +352,7 @@ def parse_chunk(
             report.rejected += 1
             if len(report.rejections) < MAX_EXAMPLES:
                 report.rejections.append(Rejection(source, line_number, reason))
-    if fast_rows is not None and fast_rows.line_numbers:
+    if fast_rows is not None and len(fast_rows.numbers):
         _merge_fast(batch, fast_rows)
     return batch
 
@@ -267,24 +360,34 @@ def parse_chunk(
 def _merge_fast(batch: Batch, fast: FastRows) -> None:
     """Add the vectorised rows to `batch`. A messageId on several lines of the
     chunk keeps its first line, whichever path parsed it; the rest are duplicates."""
-    python_lines = {row[0]: row[6] for row in batch.rows.get("events", ())}
-    first = dict(python_lines)
-    for line_number, message_id in zip(fast.line_numbers, fast.message_ids, strict=True):
-        if line_number < first.get(message_id, line_number + 1):
-            first[message_id] = line_number
-    dropped = len(python_lines) + len(fast.line_numbers) - len(first)
-    keep = pa.array(sorted(first.values()), pa.int64()) if dropped else None
+    python_events = batch.rows.get("events", ())
+    python_numbers = pa.array([row[6] for row in python_events], pa.int64())
+    ids = pa.chunked_array(
+        [pa.array([row[0] for row in python_events], pa.string()), fast.message_ids],
+        pa.string(),
+    )
+    keep = None
+    if len(pc.unique(ids)) < len(ids):
+        numbers = pa.chunked_array([python_numbers, fast.numbers], pa.int64())
+        firsts = pa.table({"m": ids, "n": numbers}).group_by("m").aggregate([("n", "min")])
+        keep = firsts.column("n_min").combine_chunks()
+        batch.duplicates_in_batch += len(ids) - len(keep)
+    dropped = None
+    if keep is not None:  # the few lines of the vectorised rows that lost
+        dropped = fast.numbers.filter(pc.invert(pc.is_in(fast.numbers, value_set=keep)))
     for name, table in fast.tables.items():
-        if keep is not None:
-            table = table.filter(pc.is_in(table.column("line_number"), value_set=keep))
+        if dropped is not None and len(dropped):
+            lost = pc.is_in(table.column("line_number"), value_set=dropped)
+            table = table.filter(pc.invert(lost))
         if name != "events":
             table = table.drop_columns(["line_number"])
         batch.arrow.setdefault(name, []).append(table)
-    if dropped:
-        batch.duplicates_in_batch += dropped
-        losing = {mid for mid, n in python_lines.items() if first[mid] != n}
-        for name, rows in batch.rows.items():
-            batch.rows[name] = [r for r in rows if r[0] not in losing]
+    if keep is not None and len(python_numbers):
+        kept = pc.is_in(python_numbers, value_set=keep).to_pylist()
+        losing = {row[0] for row, k in zip(python_events, kept, strict=True) if not k}
+        if losing:
+            for name, rows in batch.rows.items():
+                batch.rows[name] = [r for r in rows if r[0] not in losing]
 
 
 def load_stream(
@@ -315,7 +418,7 @@ def load_stream(
             privacy.suppress(batch, settings, report)  # forgotten ids: rejected "suppressed"
             if pending is not None:
                 _account(report, *pending, on_batch)
-            pending = (writer.submit(write_batch, settings, batch), batch, chunk[-1][0])
+            pending = (writer.submit(write_batch, settings, batch), batch, chunk.numbers[-1])
         if pending is not None:
             _account(report, *pending, on_batch)
 

@@ -151,10 +151,12 @@ _BY_TYPE: dict[str, dict[str, Field]] = {
 }
 # Objects whose keys trackhouse reads: a duplicated key in one of them is ambiguous.
 OBJECT_PATHS = ("", *(f.path for f in FIELDS if f.kind == "object"))
-# Names of every declared key: a line where one of them occurs twice is checked
-# for duplicated keys by a parser that sees them (orjson keeps the last silently).
+# Every declared key written as a key (followed by ':'): a line where one of them
+# occurs twice is checked for duplicated keys by a parser that sees them (orjson
+# keeps the last silently). Without a backslash in the line no string can hold
+# `"name":`, so a value such as "page" (of "type") is not counted.
 _DECLARED_KEY = re.compile(
-    '"(?:' + "|".join(sorted({re.escape(k) for f in FIELDS for k in f.keys})) + ')"'
+    '"(' + "|".join(sorted({re.escape(k) for f in FIELDS for k in f.keys})) + r')"\s*:'
 )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .settings import DEFAULT_RAW_SCHEMA
 
@@ -257,18 +257,79 @@ def columns(table: Table) -> list[str]:
     return [c.name for c in table.columns]
 
 
+# PostgreSQL indexes on the raw tables, for what the incremental models filter on:
+# the batch number (`coalesce(load_sequence, 0)`, as the staging models read it),
+# received_at, and the keys the models join on. (DuckDB prunes by zone maps.)
+def raw_indexes(schema: str) -> dict[str, str]:
+    """Index name -> `create index` statement, for one raw schema."""
+    wanted: list[tuple[str, str, str]] = []
+    for table in (events, *EVENT_TABLES):
+        wanted.append((table.name, "load_sequence", f"(coalesce({LOAD_SEQUENCE}, 0))"))
+        wanted.append((table.name, "received_at", "(received_at)"))
+    wanted += [
+        ("identity_links", "anonymous_id_user_id", "(anonymous_id, user_id)"),
+        ("conversion_events", "conversion_id", "(conversion_id)"),
+        ("users", "user_id", "(user_id)"),
+        ("accounts", "account_id", "(account_id)"),
+    ]
+    return {
+        f"th_{table}_{name}_idx": (
+            f'create index if not exists "th_{table}_{name}_idx" on "{schema}"."{table}" {cols}'
+        )
+        for table, name, cols in wanted
+    }
+
+
+def _present(conn: Connection, schema: str) -> dict[str, set[str]]:
+    """The columns of each table of the schema (one catalog query)."""
+    rows = conn.execute(
+        text(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = :schema"
+        ),
+        {"schema": schema},
+    ).fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    return found
+
+
 def init_schema(engine: Engine, schema: str = DEFAULT_RAW_SCHEMA) -> None:
-    """Create the raw schema and tables; safe to call any number of times."""
+    """Create the raw schema, tables and (PostgreSQL) indexes; safe to call any
+    number of times, and cheap once they are there (one catalog query)."""
     with engine.begin() as conn:
-        # `create schema if not exists` needs CREATE on the database even when the
-        # schema exists, a right the trackhouse_writer role does not have (roles.py).
-        if not inspect(conn).has_schema(schema):
-            conn.execute(text(f'create schema if not exists "{schema}"'))
-        metadata.create_all(conn.execution_options(schema_translate_map={None: schema}))
-        # Raw tables created before load_sequence existed get the column (rows: null).
-        for table in (events, *EVENT_TABLES):
-            names = {c["name"] for c in inspect(conn).get_columns(table.name, schema=schema)}
-            if LOAD_SEQUENCE not in names:
-                conn.execute(
-                    text(f'alter table "{schema}"."{table.name}" add column {LOAD_SEQUENCE} bigint')
+        present = _present(conn, schema)
+        complete = all(t.name in present for t in metadata.tables.values()) and all(
+            LOAD_SEQUENCE in present[t.name] for t in (events, *EVENT_TABLES)
+        )
+        if not complete:
+            _create(conn, schema)
+        if engine.dialect.name == "postgresql":
+            existing = {
+                r[0]
+                for r in conn.execute(
+                    text("select indexname from pg_indexes where schemaname = :schema"),
+                    {"schema": schema},
                 )
+            }
+            # Only what is missing: `create index if not exists` needs to own the
+            # table even when the index is there, which trackhouse_writer does not.
+            for name, statement in raw_indexes(schema).items():
+                if name not in existing:
+                    conn.execute(text(statement))
+
+
+def _create(conn: Connection, schema: str) -> None:
+    # `create schema if not exists` needs CREATE on the database even when the
+    # schema exists, a right the trackhouse_writer role does not have (roles.py).
+    if not inspect(conn).has_schema(schema):
+        conn.execute(text(f'create schema if not exists "{schema}"'))
+    metadata.create_all(conn.execution_options(schema_translate_map={None: schema}))
+    # Raw tables created before load_sequence existed get the column (rows: null).
+    for table in (events, *EVENT_TABLES):
+        names = {c["name"] for c in inspect(conn).get_columns(table.name, schema=schema)}
+        if LOAD_SEQUENCE not in names:
+            conn.execute(
+                text(f'alter table "{schema}"."{table.name}" add column {LOAD_SEQUENCE} bigint')
+            )

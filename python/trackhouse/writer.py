@@ -1,7 +1,7 @@
 """Bulk writes of a `Batch` into the raw tables: one transaction per batch.
 
 DuckDB: the batch is handed over as Arrow tables (no per-row inserts).
-PostgreSQL: the batch is streamed with COPY into temporary tables.
+PostgreSQL: the batch is written as CSV by Arrow and COPY'd into temporary tables.
 Either way the ledger (`events`) decides which message ids are new, so a
 batch written twice — or by two processes at once — lands exactly once.
 """
@@ -9,12 +9,12 @@ batch written twice — or by two processes at once — lands exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -66,13 +66,6 @@ def batch_table(batch: Batch, name: str) -> pa.Table:
     parts = [to_arrow(name, rows)]
     parts += [part.rename_columns(schema.names).cast(schema) for part in batch.arrow.get(name, [])]
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-
-
-def batch_rows(batch: Batch, name: str) -> Iterator[tuple[Any, ...]]:
-    """All rows of one raw table in the batch as tuples (for COPY)."""
-    yield from (batch.rejected if name == "rejected" else batch.rows.get(name, []))
-    for part in batch.arrow.get(name, []):
-        yield from zip(*(column.to_pylist() for column in part.columns), strict=True)
 
 
 @dataclass
@@ -144,6 +137,7 @@ def _present(batch: Batch) -> list[str]:
 def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
     registered: list[str] = []
     try:
+        con.execute("set enable_progress_bar = false")  # stdout is the report's
         con.execute("begin transaction")
         for name in ("events", *_present(batch)):
             con.register(f"th_batch_{name}", batch_table(batch, name))
@@ -194,10 +188,19 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
     return WriteResult(new_events, batch.event_count - new_events, new_rejected)
 
 
-def _copy(cur: Any, table: str, cols: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
-    with cur.copy(f"copy {table} ({', '.join(cols)}) from stdin") as copy:
-        for row in rows:
-            copy.write_row(row)
+def _copy(cur: Any, table: str, cols: list[str], rows: pa.Table) -> None:
+    """COPY an Arrow table in, written as CSV by Arrow (no Python object per value):
+    a null is an empty field, an empty string a quoted one, as PostgreSQL reads them."""
+    if not rows.num_rows:
+        return
+    # Without empty record batches: pyarrow's CSV writer (26.0) writes garbage for them.
+    rows = pa.Table.from_batches([b for b in rows.to_batches() if b.num_rows], rows.schema)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(rows, sink, pacsv.WriteOptions(include_header=False, batch_size=8192))
+    data = sink.getvalue()
+    with cur.copy(f"copy {table} ({', '.join(cols)}) from stdin with (format csv)") as copy:
+        for start in range(0, data.size, 1 << 22):
+            copy.write(memoryview(data)[start : start + (1 << 22)])
 
 
 def _temp_table(name: str) -> str:
@@ -212,7 +215,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
     with conn.transaction(), conn.cursor() as cur:
         for name in ("events", *_present(batch)):
             cur.execute(_temp_table(name))
-            _copy(cur, f"th_batch_{name}", _names(name), batch_rows(batch, name))
+            _copy(cur, f"th_batch_{name}", _names(name), batch_table(batch, name))
         cur.execute("create temp table th_new (message_id text primary key) on commit drop")
         # From here to the commit one batch at a time (a transaction-scoped lock):
         # its load_sequence is then larger than that of every batch committed
@@ -244,12 +247,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
         new_rejected = 0
         if batch.rejected:
             cur.execute(_temp_table("rejected"))
-            _copy(
-                cur,
-                "th_batch_rejected",
-                _names("rejected"),
-                batch_rows(batch, "rejected"),
-            )
+            _copy(cur, "th_batch_rejected", _names("rejected"), batch_table(batch, "rejected"))
             cur.execute(
                 f"""insert into "{schema}".rejected
                 select distinct on (rejected_id) * from th_batch_rejected
