@@ -15,6 +15,7 @@ from typing import Any
 
 from trackhouse.loader import load_files
 from trackhouse.query import activity as api
+from trackhouse.query.statistics import statistics
 
 from factories import group, identify, track
 
@@ -76,15 +77,12 @@ def months(warehouse, account_id: str) -> list[tuple[str, int, int]]:
 
 
 def lifetime_active(warehouse, account_id: str, on: date) -> int:
-    rows = warehouse.table("statistics_by_date_and_object", "metric, period, date, object_id")
-    found = [
-        r["value"]
-        for r in rows
-        if r["metric"] == "active_users"
-        and r["period"] == "lifetime"
-        and r["object_id"] == account_id
-        and r["date"] == on
-    ]
+    """activity.active_users by account, lifetime, on a date, as the query API answers
+    it (the by-object mart is sparse: lifetime rows are on the dates it changes)."""
+    rows = statistics(
+        "activity.active_users", "lifetime", on, on, object="account", settings=warehouse.settings
+    )
+    found = [r["value"] for r in rows if r["object_id"] == account_id]
     return int(found[0]) if found else 0
 
 
