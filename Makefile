@@ -52,6 +52,10 @@ sqlfluff: setup
 pytest: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+## test-spark: the Spark parity module (Spark vs DuckDB; needs Java: make system-deps)
+test-spark: setup system-deps
+	TRACKHOUSE_TEST_TARGETS=duckdb,spark $(BIN)/pytest -p no:xdist tests/test_parity_spark.py
+
 ## dagster: the Dagster UI on the demo warehouse (http://127.0.0.1:3000)
 # [tool.dagster] in pyproject.toml names the code location. DAGSTER_HOME under data/ keeps
 # run history, schedule state and the sensor's cursor

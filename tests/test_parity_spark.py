@@ -60,7 +60,7 @@ pytestmark = [
     pytest.mark.spark,
     # One worker runs the whole module: one SparkSession, one build.
     pytest.mark.xdist_group("parity-spark"),
-    # Part of the default run; TRACKHOUSE_TEST_TARGETS without `spark` leaves it out.
+    # Opt-in (`make test-spark`, or `spark` in TRACKHOUSE_TEST_TARGETS): see docs/spark.md.
     pytest.mark.skipif(
         "spark" not in TARGETS,
         reason="TRACKHOUSE_TEST_TARGETS=" + ",".join(TARGETS) + " does not include spark",
