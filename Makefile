@@ -8,7 +8,7 @@ DBT_ARGS := --profiles-dir . --project-dir .
 export DBT_PROFILES_DIR := $(CURDIR)
 export TRACKHOUSE_PROJECT_DIR := $(CURDIR)
 
-.PHONY: setup system-deps demo build test lint sqlfluff pytest dagster bench clean
+.PHONY: setup system-deps demo build test lint sqlfluff pytest test-spark dagster bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
