@@ -281,7 +281,7 @@ tracker_changes as (
     {%- endif %}
 ),
 
-tracker_recompute as (
+tracker_from as (
     select
         coalesce(
             least(
@@ -298,24 +298,28 @@ tracker_recompute as (
 
 {%- else %}
 
-tracker_recompute as (
+tracker_from as (
     select min(first_date) as from_date
     from tracker_objects
 ),
 
 {%- endif %}
 
-{# Rolling windows ending on from_date reach back longest_window - 1 days. #}
-tracker_spine as (
-    {{ trackhouse.date_spine(
-        "(select cast(" ~ dbt.dateadd('day', 1 - longest_window, 'tracker_recompute.from_date') ~ " as date) from tracker_recompute)",
-        "(select tracker_as_of.as_of_date from tracker_as_of)"
-    ) }}
+{# The first date recomputed, and the first date of the grid: rolling windows ending
+   on from_date reach back longest_window - 1 days (the grid has no dates when that
+   is after as_of). #}
+tracker_recompute as (
+    select
+        from_date,
+        cast({{ dbt.dateadd('day', 1 - longest_window, 'from_date') }} as date) as grid_start
+    from tracker_from
 ),
 
-tracker_grid_start as (
-    select min(date_day) as start_date
-    from tracker_spine
+tracker_spine as (
+    {{ trackhouse.date_spine(
+        "(select tracker_recompute.grid_start from tracker_recompute)",
+        "(select tracker_as_of.as_of_date from tracker_as_of)"
+    ) }}
 ),
 
 {%- if sparse %}
@@ -334,7 +338,7 @@ tracker_data_dates as (
             else 1
         end as starts_island
     from tracker_daily
-    where fact_date >= (select tracker_grid_start.start_date from tracker_grid_start)
+    where fact_date >= (select tracker_recompute.grid_start from tracker_recompute)
 ),
 
 tracker_islands_numbered as (
@@ -373,7 +377,7 @@ tracker_kept as (
             kept.object_id = tracker_objects.object_id
             and kept.kept_date >= tracker_objects.first_date
     where
-        kept.kept_date >= (select tracker_grid_start.start_date from tracker_grid_start)
+        kept.kept_date >= (select tracker_recompute.grid_start from tracker_recompute)
         and kept.kept_date <= (select tracker_as_of.as_of_date from tracker_as_of)
 ),
 
@@ -434,7 +438,7 @@ tracker_sequenced as (
             'day'
         ) }} as days_to_next
     from tracker_facts
-    where fact_date >= (select tracker_grid_start.start_date from tracker_grid_start)
+    where fact_date >= (select tracker_recompute.grid_start from tracker_recompute)
 ),
 
 tracker_runs as (
@@ -458,32 +462,41 @@ tracker_runs as (
 {%- if rolling %}
 
 {# What leaves each rolling window: run ends (counting) or daily sums (summing),
-   moved to the date they drop out of it, N days later. #}
+   moved to the date they drop out of it, N days later. One pass over the source,
+   one row per (row, period) from a cross join with the periods: an engine that
+   inlines CTEs (Spark) then plans the source once, not once per period. #}
 tracker_leaving as (
     select
-        object_id,
-        leaving_date,
+        moved.object_id,
+        moved.leaving_date,
         {%- for period in rolling %}
-        sum(leaving_{{ period }}) as leaving_{{ period }}{{ ',' if not loop.last }}
+        sum(case when moved.period = '{{ period }}' then moved.leaving_value else 0 end)
+            as leaving_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from (
-        {%- for period in rolling %}
         select
-            object_id,
-            cast({{ dbt.dateadd('day', known_periods[period], 'fact_date') }} as date) as leaving_date
-            {%- for other in rolling %},
-            {% if other == period -%}
-                {{ 'ends_' ~ period if counting else 'day_value' }}
-            {%- else -%}
-                0
-            {%- endif %} as leaving_{{ other }}
+            source_rows.object_id,
+            rolling_periods.period,
+            case rolling_periods.period
+                {%- for period in rolling %}
+                when '{{ period }}' then cast({{ dbt.dateadd('day', known_periods[period], 'source_rows.fact_date') }} as date)
+                {%- endfor %}
+            end as leaving_date,
+            case rolling_periods.period
+                {%- for period in rolling %}
+                when '{{ period }}' then {{ 'source_rows.ends_' ~ period if counting else 'source_rows.day_value' }}
+                {%- endfor %}
+            end as leaving_value
+        from {{ 'tracker_runs' if counting else 'tracker_daily' }} as source_rows
+        cross join (
+            {%- for period in rolling %}
+            select cast('{{ period }}' as {{ string_type }}) as period
+            {% if not loop.last %}union all{% endif %}
             {%- endfor %}
-        from {{ 'tracker_runs' if counting else 'tracker_daily' }}
-        where fact_date >= (select tracker_grid_start.start_date from tracker_grid_start)
-        {% if not loop.last %}union all{% endif %}
-        {%- endfor %}
+        ) as rolling_periods
+        where source_rows.fact_date >= (select tracker_recompute.grid_start from tracker_recompute)
     ) as moved
-    group by object_id, leaving_date
+    group by moved.object_id, moved.leaving_date
 ),
 
 {%- endif %}
@@ -521,7 +534,7 @@ tracker_lifetime_base as (
         object_id,
         sum(added_value) as base_value
     from tracker_lifetime_additions
-    where fact_date < (select tracker_grid_start.start_date from tracker_grid_start)
+    where fact_date < (select tracker_recompute.grid_start from tracker_recompute)
     group by object_id
 ),
 
@@ -607,27 +620,43 @@ tracker_values as (
     )
 ),
 
+{# One row per (grid row, period) from a cross join with the periods (one pass over
+   tracker_values, which an engine that inlines CTEs would otherwise plan per period). #}
 tracker_fresh as (
-    {%- for period in periods %}
     select
-        cast('{{ period }}' as {{ string_type }}) as period,
-        date_day,
-        object_id,
-        value_{{ period }} as value
+        tracker_periods.period,
+        tracker_values.date_day,
+        tracker_values.object_id,
+        case tracker_periods.period
+            {%- for period in periods %}
+            when '{{ period }}' then tracker_values.value_{{ period }}
+            {%- endfor %}
+        end as value
     from tracker_values
+    cross join (
+        {%- for period in periods %}
+        select cast('{{ period }}' as {{ string_type }}) as period
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+    ) as tracker_periods
     where
-        date_day >= (select tracker_recompute.from_date from tracker_recompute)
+        tracker_values.date_day >= (select tracker_recompute.from_date from tracker_recompute)
         {%- if sparse %}
-        {%- if period == 'day' %}
-        and data_date is not null
-        {%- elif period == 'lifetime' %}
-        and (data_date is not null{{ ' or is_kept = 1' if keep }})
-        {%- else %}
-        and {{ dbt.datediff('last_data_date', 'date_day', 'day') }} < {{ known_periods[period] }}
+        and (
+            {%- for period in periods %}
+            {{ 'or ' if not loop.first }}(
+                tracker_periods.period = '{{ period }}'
+                {%- if period == 'day' %}
+                and tracker_values.data_date is not null
+                {%- elif period == 'lifetime' %}
+                and (tracker_values.data_date is not null{{ ' or tracker_values.is_kept = 1' if keep }})
+                {%- else %}
+                and {{ dbt.datediff('tracker_values.last_data_date', 'tracker_values.date_day', 'day') }} < {{ known_periods[period] }}
+                {%- endif %}
+            )
+            {%- endfor %}
+        )
         {%- endif %}
-        {%- endif %}
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
 ),
 
 {%- if incremental %}
