@@ -1,7 +1,7 @@
 """Shared fixtures: one suite, run against DuckDB and PostgreSQL (and Spark for parity).
 
-`TRACKHOUSE_TEST_TARGETS` (default `duckdb,postgres`; add `spark`, or run `make
-test-spark`, for the Spark parity module) picks the targets; the
+`TRACKHOUSE_TEST_TARGETS` (default `duckdb,postgres,spark`; `make test-spark` runs the
+Spark parity module alone) picks the targets; the
 `warehouse` fixture is parametrised over DuckDB and PostgreSQL, so every test that
 uses it runs once per target, the way pudo/dataset runs its suite once per
 DATABASE_URL. Spark is compared with DuckDB in tests/test_parity_spark.py.
@@ -30,7 +30,7 @@ import pg_server
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TARGETS = [
-    t for t in os.environ.get("TRACKHOUSE_TEST_TARGETS", "duckdb,postgres").split(",") if t
+    t for t in os.environ.get("TRACKHOUSE_TEST_TARGETS", "duckdb,postgres,spark").split(",") if t
 ]
 # Spark runs in one module of its own (tests/test_parity_spark.py: one SparkSession,
 # one build); every other test runs once per SQL target.

@@ -60,7 +60,7 @@ pytestmark = [
     pytest.mark.spark,
     # One worker runs the whole module: one SparkSession, one build.
     pytest.mark.xdist_group("parity-spark"),
-    # Opt-in (`make test-spark`, or `spark` in TRACKHOUSE_TEST_TARGETS): see docs/spark.md.
+    # In `make test` (default targets); left out when TRACKHOUSE_TEST_TARGETS omits spark.
     pytest.mark.skipif(
         "spark" not in TARGETS,
         reason="TRACKHOUSE_TEST_TARGETS=" + ",".join(TARGETS) + " does not include spark",
