@@ -123,6 +123,19 @@ class DagsterDev:
         events = data["logsForRun"].get("events", [])
         return [e["message"] for e in events if "Failure" in e["__typename"]]
 
+    def instigators(self) -> list[str]:
+        """The names of the code location's schedules and sensors."""
+        data = self.graphql(
+            """query Instigators($selector: RepositorySelector!) {
+                repositoryOrError(repositorySelector: $selector) {
+                    ... on Repository { schedules { name } sensors { name } }
+                }
+            }""",
+            {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
+        )
+        repository = data["repositoryOrError"]
+        return [i["name"] for i in repository["schedules"] + repository["sensors"]]
+
     def instigator_status(self, kind: str, name: str) -> tuple[str, int]:
         """(status, number of ticks) of a schedule or sensor."""
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
@@ -325,6 +338,15 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
                 page.get_by_text(name, exact=True).wait_for(state="visible")
             assert dagster_dev.instigator_status("schedule", "hourly_activity_attribution")[0] == (
                 "STOPPED"
+            )
+            # Every row's switch is drawn before the row is picked: while some are
+            # missing, the innermost div holding the name and "a switch" is the list
+            # itself, and its only switch may be another schedule's.
+            switches = page.locator("label[class*='formatSwitch']")
+            wait_for(
+                "a switch on every automation row",
+                lambda: switches.count() >= len(dagster_dev.instigators()),
+                timeout=60,
             )
             row = (
                 page.locator("div")
