@@ -13,3 +13,13 @@
         'lifetime': none,
     }) }}
 {%- endmacro %}
+
+
+{# One row per period of `periods` (a column `period`): a list to cross join with, so
+   that a query reads its source once for all periods (Spark inlines CTEs per reference). #}
+{% macro statistic_period_rows(periods) -%}
+    {%- for period in periods %}
+    select cast('{{ period }}' as {{ dbt.type_string() }}) as period
+    {%- if not loop.last %} union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}

@@ -488,12 +488,7 @@ tracker_leaving as (
                 {%- endfor %}
             end as leaving_value
         from {{ 'tracker_runs' if counting else 'tracker_daily' }} as source_rows
-        cross join (
-            {%- for period in rolling %}
-            select cast('{{ period }}' as {{ string_type }}) as period
-            {% if not loop.last %}union all{% endif %}
-            {%- endfor %}
-        ) as rolling_periods
+        cross join ({{ trackhouse.statistic_period_rows(rolling) }}) as rolling_periods
         where source_rows.fact_date >= (select tracker_recompute.grid_start from tracker_recompute)
     ) as moved
     group by moved.object_id, moved.leaving_date
@@ -633,12 +628,7 @@ tracker_fresh as (
             {%- endfor %}
         end as value
     from tracker_values
-    cross join (
-        {%- for period in periods %}
-        select cast('{{ period }}' as {{ string_type }}) as period
-        {% if not loop.last %}union all{% endif %}
-        {%- endfor %}
-    ) as tracker_periods
+    cross join ({{ trackhouse.statistic_period_rows(periods) }}) as tracker_periods
     where
         tracker_values.date_day >= (select tracker_recompute.from_date from tracker_recompute)
         {%- if sparse %}
