@@ -1,6 +1,5 @@
 {{
     config(
-        materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['metric', 'period', 'date', 'object_type'],
         on_schema_change='fail',
