@@ -86,7 +86,8 @@ def generate(db: Path, events: int, users: int) -> dict[str, int]:
                 'e' || i as event_id,
                 'u' || (hash(session * 31 + 7) % {users}) as user_id,
                 occurred_at,
-                occurred_at + interval 10 minute as received_at
+                occurred_at + interval 10 minute as received_at,
+                1 as load_sequence
             from timed
             order by i
             """
@@ -102,7 +103,8 @@ def generate(db: Path, events: int, users: int) -> dict[str, int]:
                 case when hash(n * 5) % 10 < 7 then 'a' || (hash(n * 7) % {ACCOUNTS}) end
                     as account_id,
                 timestamp '2023-06-01' as occurred_at,
-                timestamp '2023-06-01' as received_at
+                timestamp '2023-06-01' as received_at,
+                1 as load_sequence
             from range({users}) as t (n)
             """
         )
@@ -116,7 +118,8 @@ def generate(db: Path, events: int, users: int) -> dict[str, int]:
                 timestamp '2023-01-01' + to_seconds(hash(n) % (540 * 86400)) as subscription_start,
                 'Account ' || n as name,
                 timestamp '2023-01-01' as occurred_at,
-                timestamp '2023-01-01' as received_at
+                timestamp '2023-01-01' as received_at,
+                1 as load_sequence
             from range({ACCOUNTS}) as t (n)
             """
         )
@@ -142,7 +145,8 @@ def add_day(db: Path, events_per_day: int, users: int) -> int:
                 'new' || i as event_id,
                 'u' || (hash(i // {EVENTS_PER_SESSION} * 17 + 3) % {users}) as user_id,
                 timestamp '{AS_OF}' + to_seconds(i * 86400 // {events_per_day}) as occurred_at,
-                now()::timestamp as received_at
+                now()::timestamp as received_at,
+                2 as load_sequence
             from range({events_per_day}) as t (i)
             """
         )

@@ -8,7 +8,7 @@ NDJSON files (`trackhouse load`) and the Python API (`Tracker`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +16,14 @@ import orjson
 import pytest
 
 from trackhouse import InvalidEventError, Tracker
+from trackhouse.demo import write_demo_file
 from trackhouse.loader import load_files
 from trackhouse.output import to_json
+from trackhouse.query import fetch
 from trackhouse.query.attribution import (
     AttributionArgumentError,
     attribute_conversions,
+    attribution_sql,
     parse_source_window,
 )
 
@@ -392,3 +395,62 @@ def test_the_query_api_answers_from_each_build_and_holds_no_lock(warehouse):
     assert set(after) == {r["conversion_id"] for r in before} | {"bob-second"}
     assert after["bob-second"]["touchpoint_id"] == "bob-tiktok"
     assert list(after.values()) == mart_rows(warehouse, "last_touch", valid_only=True)
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
+def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
+    """On DuckDB, repeated attribute_conversions calls answer from conversion-touchpoint
+    pairs prepared once per copy of the marts (issue 16). For every model, window,
+    per-source window, validity filter and last non-direct, the answer must be the
+    rows of the query that other targets run (attribution_sql), in the same order."""
+    demo = warehouse.tmp / "demo.ndjson"
+    write_demo_file(demo, users=80, days=60, seed=5, end=date(2024, 6, 1))
+    # bob types the address in after his facebook visit: last non-direct passes it over.
+    typed_in = page(
+        "2024-05-06T12:00:00Z",
+        f"{SHOP}/?utm_source=(direct)",
+        user_id="bob",
+        message_id="bob-typed",
+    )
+    events = warehouse.write_ndjson([*SEGMENT_EVENTS, typed_in])
+    load_files([demo, events], settings=warehouse.settings)
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        record_with_the_python_api(tracker)
+    warehouse.build("+conversion_attribution")
+    sources = [r["utm_source"] for r in warehouse.query(
+        "select utm_source, count(*) as n from touchpoints where utm_source is not null "
+        "group by 1 order by 2 desc, 1 limit 3"
+    )]  # fmt: skip
+    assert len(sources) == 3
+    per_source = [None, {sources[0]: 2, sources[1]: 45}, {"default": 1, sources[2]: 0}]
+    seen = {"attributed": 0, "unattributed": 0, "direct_passed_over": 0}
+    for model, exclude_direct in (
+        ("first_touch", False),
+        ("last_touch", False),
+        ("last_touch", True),
+    ):
+        for window_days in (0, 1, 7, 30, 365):
+            for source_windows in per_source:
+                for valid_only in (True, False):
+                    args = (model, window_days, source_windows, valid_only)
+                    sql, params = attribution_sql(warehouse.settings, *args, exclude_direct)
+                    expected = fetch(sql, params, warehouse.settings)
+                    for row in expected:
+                        if row["window_days"] is not None:
+                            row["window_days"] = int(row["window_days"])
+                        row["eligible_touchpoints"] = int(row["eligible_touchpoints"])
+                    got = attribute_conversions(
+                        *args, settings=warehouse.settings, exclude_direct=exclude_direct
+                    )
+                    assert got == expected, args
+                    assert [list(r) for r in got] == [list(r) for r in expected]
+                    seen["attributed"] += sum(r["touchpoint_id"] is not None for r in got)
+                    seen["unattributed"] += sum(r["touchpoint_id"] is None for r in got)
+                    if exclude_direct:
+                        plain = attribute_conversions(*args, settings=warehouse.settings)
+                        seen["direct_passed_over"] += sum(
+                            a["touchpoint_id"] != b["touchpoint_id"]
+                            for a, b in zip(got, plain, strict=True)
+                        )
+    # The comparison covered every kind of answer.
+    assert all(seen.values()), seen

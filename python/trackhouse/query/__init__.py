@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from ..engine import read_connection
 from ..errors import TrackhouseError
 from ..settings import Settings, load_settings
+
+T = TypeVar("T")
 
 
 def relation(name: str, settings: Settings) -> str:
@@ -77,8 +79,19 @@ def _missing_mart(settings: Settings, cause: object) -> TrackhouseError:
 # of the marts it reads, held in an in-memory DuckDB database and taken again as
 # soon as the file or its write-ahead log changes (a load, a dbt build).
 SNAPSHOT_CACHE_SIZE = 4
-_snapshots: OrderedDict[tuple[Path, str, tuple[str, ...]], tuple[Any, Any]] = OrderedDict()
+_snapshots: OrderedDict[tuple[Path, str, tuple[str, ...]], _Snapshot] = OrderedDict()
 _snapshots_lock = threading.Lock()
+
+
+class _Snapshot:
+    """In-memory copies of some marts, and what was derived from them (`derived`:
+    built once per copy by `snapshot_derived`, dropped with it)."""
+
+    def __init__(self, signature: tuple[Any, ...], memory: Any) -> None:
+        self.signature = signature
+        self.memory = memory
+        self.derived: dict[str, Any] = {}
+        self.lock = threading.Lock()
 
 
 def _file_signature(path: Path) -> tuple[Any, ...]:
@@ -112,22 +125,39 @@ def _copy_marts(settings: Settings, tables: tuple[str, ...]) -> Any:
     return memory
 
 
-def _snapshot(settings: Settings, tables: tuple[str, ...]) -> Any:
+def _snapshot_of(settings: Settings, tables: tuple[str, ...]) -> _Snapshot:
     key = (settings.duckdb_path, settings.mart_schema, tables)
     with _snapshots_lock:
         # Taken before copying: a commit during the copy makes the next call copy again.
         signature = _file_signature(settings.duckdb_path)
         cached = _snapshots.get(key)
-        if cached is not None and cached[0] == signature:
+        if cached is not None and cached.signature == signature:
             _snapshots.move_to_end(key)
-            return cached[1]
-        memory = _copy_marts(settings, tables)
-        _snapshots[key] = (signature, memory)
+            return cached
+        snapshot = _Snapshot(signature, _copy_marts(settings, tables))
+        _snapshots[key] = snapshot
         _snapshots.move_to_end(key)
         while len(_snapshots) > SNAPSHOT_CACHE_SIZE:
             # Not closed here: another thread may still be reading it; freed when unused.
             _snapshots.popitem(last=False)
-    return memory
+    return snapshot
+
+
+def _snapshot(settings: Settings, tables: tuple[str, ...]) -> Any:
+    return _snapshot_of(settings, tables).memory
+
+
+def snapshot_derived(
+    settings: Settings, tables: Iterable[str], name: str, build: Callable[[Any], T]
+) -> T:
+    """(DuckDB) `build(memory)` of the current in-memory copy of the marts `tables`,
+    made once per copy: taken again, with the copy, when the warehouse file changes.
+    `build` may create tables of its own in `memory` (a private in-memory database)."""
+    snapshot = _snapshot_of(settings, tuple(sorted(tables)))
+    with snapshot.lock:
+        if name not in snapshot.derived:
+            snapshot.derived[name] = build(snapshot.memory)
+        return snapshot.derived[name]  # type: ignore[no-any-return]
 
 
 def fetch_marts(

@@ -24,6 +24,7 @@ that window), and `attribution_by_channel` sums either per channel.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
-from . import double_type, epoch_seconds, fetch_marts, relation
+from . import double_type, epoch_seconds, fetch_marts, relation, snapshot_derived
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
 MULTI_TOUCH_MODELS = ("linear", "position_based", "time_decay", "data_driven")
@@ -235,13 +236,169 @@ def attribute_conversions(
     sql, params = attribution_sql(
         settings, model, window_days, source_windows, valid_only, exclude_direct
     )
-    rows = fetch_marts(sql, params, settings, ("conversions", "touchpoints"))
+    if settings.is_duckdb:
+        index = snapshot_derived(
+            settings, _INDEX_MARTS, "attribution", lambda memory: _TouchIndex(memory, settings)
+        )
+        return index.attribute(model, window_days, source_windows, valid_only, exclude_direct)
+    rows = fetch_marts(sql, params, settings, _INDEX_MARTS)
     for row in rows:
         # The same types on both targets (DuckDB returns the literal as str anyway).
         if row["window_days"] is not None:
             row["window_days"] = int(row["window_days"])
         row["eligible_touchpoints"] = int(row["eligible_touchpoints"])
     return rows
+
+
+_INDEX_MARTS = ("conversions", "touchpoints")
+_MICROS_PER_DAY = 86_400_000_000
+# Ranks a non-direct touchpoint above every direct one (last non-direct click).
+_NOT_DIRECT = 1 << 40
+_CONVERSION_COLUMNS = (
+    "conversion_id", "stitched_id", "event", "converted_at", "value", "currency", "is_valid"
+)  # fmt: skip
+_TOUCHPOINT_COLUMNS = ("touchpoint_id", "touched_at", *TRACKING_COLUMNS, "referrer", "channel")
+
+
+class _TouchIndex:
+    """`attribute_conversions` on DuckDB without the join per call (issue 16).
+
+    Built once per in-memory copy of the marts (taken again when the warehouse
+    changes): every pair of a conversion and a touchpoint of its stitched identity
+    strictly before it, with the touchpoint's age in microseconds and its position
+    in (touched_at, touchpoint_id) order — what every window has in common. A call
+    then filters the pairs by its window (`age <= window days`, the mart's rule:
+    `touched_at >= converted_at - window` and `touched_at < converted_at`), picks the
+    first or last per conversion in SQL, and fills rows prepared once per copy:
+    each conversion's columns, and each touchpoint's the first time it is chosen.
+    The rows equal `attribution_sql`'s (tests/test_attribution_api.py checks both
+    ways on every window it tries).
+    """
+
+    def __init__(self, memory: Any, settings: Settings) -> None:
+        self.memory = memory
+        marts = {name: relation(name, settings) for name in _INDEX_MARTS}
+        # Our own tables, in the private in-memory database of the copy.
+        memory.execute("create schema if not exists trackhouse_index")
+        memory.execute(
+            f"""
+            create table trackhouse_index.conversions as
+            select
+                row_number() over (order by converted_at, conversion_id) - 1 as ci,
+                {", ".join(_CONVERSION_COLUMNS)}
+            from {marts["conversions"]}
+            """
+        )
+        memory.execute(
+            f"""
+            create table trackhouse_index.touchpoints as
+            select row_number() over () - 1 as ti, *
+            from {marts["touchpoints"]}
+            """
+        )
+        memory.execute(
+            """
+            create table trackhouse_index.pairs as
+            select
+                c.ci,
+                t.ti,
+                c.is_valid,
+                t.utm_source,
+                coalesce(t.channel = 'Direct', false) as is_direct,
+                epoch_us(c.converted_at) - epoch_us(t.touched_at) as age,
+                row_number() over (
+                    partition by c.ci order by t.touched_at, t.touchpoint_id
+                ) as position
+            from trackhouse_index.conversions as c
+            inner join trackhouse_index.touchpoints as t
+                on c.stitched_id = t.stitched_id and t.touched_at < c.converted_at
+            order by c.ci
+            """
+        )
+        self.conversions: list[dict[str, Any]] = []
+        cursor = memory.cursor()
+        try:
+            cursor.execute(
+                f"select {', '.join(_CONVERSION_COLUMNS)} "
+                "from trackhouse_index.conversions order by ci"
+            )
+            for values in cursor.fetchall():
+                row = dict.fromkeys(COLUMNS)
+                row.update(zip(_CONVERSION_COLUMNS, values, strict=True))
+                row["eligible_touchpoints"] = 0
+                self.conversions.append(row)
+        finally:
+            cursor.close()
+        self.touchpoints: dict[int, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def _touchpoint_rows(self, wanted: set[int]) -> dict[int, dict[str, Any]]:
+        """The touchpoint columns of the touchpoints `wanted` (by ti), fetched once."""
+        with self.lock:
+            missing = sorted(wanted.difference(self.touchpoints))
+            if missing:
+                cursor = self.memory.cursor()
+                try:
+                    cursor.execute(
+                        f"select ti, {', '.join(_TOUCHPOINT_COLUMNS)} "
+                        "from trackhouse_index.touchpoints where ti in (select unnest($1))",
+                        [missing],
+                    )
+                    for ti, *values in cursor.fetchall():
+                        self.touchpoints[ti] = dict(zip(_TOUCHPOINT_COLUMNS, values, strict=True))
+                finally:
+                    cursor.close()
+            return self.touchpoints
+
+    def attribute(
+        self,
+        model: str,
+        window_days: int,
+        source_windows: Mapping[str, int] | None,
+        valid_only: bool,
+        exclude_direct: bool,
+    ) -> list[dict[str, Any]]:
+        window, params = window_expression(window_days, source_windows)
+        pick = "arg_min" if model == "first_touch" else "arg_max"
+        rank = (
+            f"position + case when is_direct then 0 else {_NOT_DIRECT} end"
+            if exclude_direct
+            else "position"
+        )
+        valid = "and is_valid" if valid_only else ""
+        sql = f"""
+            with eligible as (
+                select ci, ti, position, is_direct, {window} as window_days
+                from trackhouse_index.pairs
+                where age <= ({window}) * {_MICROS_PER_DAY} {valid}
+            )
+            select ci, {pick}(ti, {rank}), {pick}(window_days, {rank}), count(*)
+            from eligible
+            group by ci
+        """
+        for name in sorted(params, key=len, reverse=True):
+            sql = sql.replace(f":{name}", f"${name}")
+        cursor = self.memory.cursor()
+        try:
+            cursor.execute(sql, params)
+            chosen = {ci: (ti, days, n) for ci, ti, days, n in cursor.fetchall()}
+        finally:
+            cursor.close()
+        touchpoints = self._touchpoint_rows({ti for ti, _, _ in chosen.values()})
+        rows = []
+        for ci, conversion in enumerate(self.conversions):
+            if valid_only and not conversion["is_valid"]:
+                continue
+            row = conversion.copy()
+            row["attribution_model"] = model
+            hit = chosen.get(ci)
+            if hit is not None:
+                ti, days, n = hit
+                row.update(touchpoints[ti])
+                row["window_days"] = int(days)
+                row["eligible_touchpoints"] = n
+            rows.append(row)
+        return rows
 
 
 # -- multi-touch credits: the attribution_credits mart, for any window --------
