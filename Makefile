@@ -50,7 +50,7 @@ sqlfluff: setup
 		$(BIN)/sqlfluff lint models --processes 2
 
 pytest: setup
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=30
 
 ## test-spark: the Spark parity module (Spark vs DuckDB; needs Java: make system-deps)
 test-spark: setup system-deps
