@@ -251,7 +251,6 @@ def attribute_conversions(
 
 
 _INDEX_MARTS = ("conversions", "touchpoints")
-_MICROS_PER_DAY = 86_400_000_000
 # Ranks a non-direct touchpoint above every direct one (last non-direct click).
 _NOT_DIRECT = 1 << 40
 _CONVERSION_COLUMNS = (
@@ -265,52 +264,46 @@ class _TouchIndex:
 
     Built once per in-memory copy of the marts (taken again when the warehouse
     changes): every pair of a conversion and a touchpoint of its stitched identity
-    strictly before it, with the touchpoint's age in microseconds and its position
-    in (touched_at, touchpoint_id) order — what every window has in common. A call
-    then filters the pairs by its window (`age <= window days`, the mart's rule:
-    `touched_at >= converted_at - window` and `touched_at < converted_at`), picks the
-    first or last per conversion in SQL, and fills rows prepared once per copy:
-    each conversion's columns, and each touchpoint's the first time it is chosen.
-    The rows equal `attribution_sql`'s (tests/test_attribution_api.py checks both
-    ways on every window it tries).
+    strictly before it, with its position in (touched_at, touchpoint_id) order —
+    what every window has in common. A call then keeps the pairs inside its window
+    (the mart's predicate, word for word: ``touched_at >= converted_at - window *
+    interval '1 day'``), picks the first or last per conversion in SQL, and fills
+    rows prepared once per copy: each conversion's columns, and each touchpoint's
+    (read by rowid from the copied mart) the first time it is chosen. The rows equal
+    `attribution_sql`'s (tests/test_attribution.py compares both on every window).
     """
 
     def __init__(self, memory: Any, settings: Settings) -> None:
         self.memory = memory
-        marts = {name: relation(name, settings) for name in _INDEX_MARTS}
-        # Our own tables, in the private in-memory database of the copy.
+        self.touchpoints_mart = relation("touchpoints", settings)
+        # Our own tables, in the private in-memory database of the copy (replaced if an
+        # earlier build of them was interrupted).
         memory.execute("create schema if not exists trackhouse_index")
         memory.execute(
             f"""
-            create table trackhouse_index.conversions as
+            create or replace table trackhouse_index.conversions as
             select
                 row_number() over (order by converted_at, conversion_id) - 1 as ci,
                 {", ".join(_CONVERSION_COLUMNS)}
-            from {marts["conversions"]}
+            from {relation("conversions", settings)}
             """
         )
         memory.execute(
             f"""
-            create table trackhouse_index.touchpoints as
-            select row_number() over () - 1 as ti, *
-            from {marts["touchpoints"]}
-            """
-        )
-        memory.execute(
-            """
-            create table trackhouse_index.pairs as
+            create or replace table trackhouse_index.pairs as
             select
                 c.ci,
-                t.ti,
+                t.rowid as ti,
                 c.is_valid,
+                c.converted_at,
+                t.touched_at,
                 t.utm_source,
                 coalesce(t.channel = 'Direct', false) as is_direct,
-                epoch_us(c.converted_at) - epoch_us(t.touched_at) as age,
                 row_number() over (
                     partition by c.ci order by t.touched_at, t.touchpoint_id
                 ) as position
             from trackhouse_index.conversions as c
-            inner join trackhouse_index.touchpoints as t
+            inner join {self.touchpoints_mart} as t
                 on c.stitched_id = t.stitched_id and t.touched_at < c.converted_at
             order by c.ci
             """
@@ -333,15 +326,15 @@ class _TouchIndex:
         self.lock = threading.Lock()
 
     def _touchpoint_rows(self, wanted: set[int]) -> dict[int, dict[str, Any]]:
-        """The touchpoint columns of the touchpoints `wanted` (by ti), fetched once."""
+        """The touchpoint columns of the touchpoints `wanted` (by rowid), read once."""
         with self.lock:
             missing = sorted(wanted.difference(self.touchpoints))
             if missing:
                 cursor = self.memory.cursor()
                 try:
                     cursor.execute(
-                        f"select ti, {', '.join(_TOUCHPOINT_COLUMNS)} "
-                        "from trackhouse_index.touchpoints where ti in (select unnest($1))",
+                        f"select rowid, {', '.join(_TOUCHPOINT_COLUMNS)} "
+                        f"from {self.touchpoints_mart} where rowid in (select unnest($1))",
                         [missing],
                     )
                     for ti, *values in cursor.fetchall():
@@ -365,12 +358,17 @@ class _TouchIndex:
             if exclude_direct
             else "position"
         )
-        valid = "and is_valid" if valid_only else ""
+        valid = "where is_valid" if valid_only else ""
         sql = f"""
-            with eligible as (
-                select ci, ti, position, is_direct, {window} as window_days
+            with windowed as (
+                select ci, ti, position, is_direct, converted_at, touched_at,
+                    {window} as window_days
                 from trackhouse_index.pairs
-                where age <= ({window}) * {_MICROS_PER_DAY} {valid}
+                {valid}
+            ),
+            eligible as (
+                select * from windowed
+                where touched_at >= converted_at - window_days * interval '1 day'
             )
             select ci, {pick}(ti, {rank}), {pick}(window_days, {rank}), count(*)
             from eligible
