@@ -36,6 +36,26 @@ TARGETS = [
 # one build); every other test runs once per SQL target.
 SQL_TARGETS = [t for t in TARGETS if t != "spark"]
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs `--dist loadgroup`: the tests of one `xdist_group` share a worker
+    (one Spark build, one Dagster instance, one parity build). pytest-xdist marks them
+    by renaming each test `<id>@<group>` on the worker; a pytest that ignores the
+    rename (pytest 9 with xdist 3.8) silently spreads every group over both workers,
+    building each module fixture twice. Stop then, with the fix."""
+    if not config.getoption("loadgroup", default=False):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked xdist_group, but pytest-xdist could not tag it "
+                f"(pytest {pytest.__version__}): the groups would run on every worker. "
+                "Use the pytest pinned in requirements.lock (make setup)."
+            )
+
+
 # One dbt target directory per test process and target: partial parsing is
 # reused between the tests of a process, and parallel processes never collide.
 _TARGET_DIR = ROOT / "target" / f"pytest-{_WORKER}-{os.getpid()}"
