@@ -25,12 +25,12 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import orjson
+from _common import timed_process
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -62,18 +62,6 @@ def write_events(path: Path, count: int) -> int:
     return lines
 
 
-def timed(cmd: list[str], env: dict[str, str], label: str) -> tuple[float, str]:
-    print(f"... {label}", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-    return seconds, done.stdout
-
-
 def copy_ceiling(server: pg_server.PostgresServer, workdir: Path) -> tuple[float, int]:
     """Export every raw table as CSV, then time `\\copy` into fresh copies (one psql)."""
     raw = DEFAULT_RAW_SCHEMA
@@ -98,7 +86,7 @@ def copy_ceiling(server: pg_server.PostgresServer, workdir: Path) -> tuple[float
         for t in DATA_TABLES
     )
     (workdir / "copy.sql").write_text(copies)
-    seconds, _ = timed(
+    seconds, _ = timed_process(
         server.psql(DBNAME, "-f", str(workdir / "copy.sql")), dict(os.environ), "psql \\copy"
     )
     return seconds, rows
@@ -113,7 +101,7 @@ def dbt_build(env: dict[str, str], target: str) -> float:
         "--profiles-dir", str(ROOT), "--project-dir", str(ROOT),
         "--target-path", str(target_path), "--log-path", str(target_path), "--vars", vars_,
     ]  # fmt: skip
-    seconds, _ = timed(cmd, env, f"dbt build ({target})")
+    seconds, _ = timed_process(cmd, env, f"dbt build ({target})")
     return seconds
 
 
@@ -137,8 +125,8 @@ def main() -> None:
         server.create_database(DBNAME)
         base = {**os.environ, "TRACKHOUSE_PROJECT_DIR": str(ROOT), "DBT_PROFILES_DIR": str(ROOT)}
         pg_env = {**base, **server.env(DBNAME)}
-        timed([str(BIN / "trackhouse"), "init"], pg_env, "trackhouse init")
-        load_s, out = timed(
+        timed_process([str(BIN / "trackhouse"), "init"], pg_env, "trackhouse init")
+        load_s, out = timed_process(
             [str(BIN / "trackhouse"), "load", str(data), "--format", "json", "--no-progress"],
             pg_env,
             "trackhouse load (postgres)",
@@ -167,8 +155,8 @@ def main() -> None:
             }
             code = "import sys; from trackhouse.cli import main; sys.exit(main())"
             cli = [sys.executable, "-c", code]
-            timed([*cli, "init"], old_env, "trackhouse init (baseline)")
-            old_s, _ = timed(
+            timed_process([*cli, "init"], old_env, "trackhouse init (baseline)")
+            old_s, _ = timed_process(
                 [*cli, "load", str(data), "--format", "json", "--no-progress"],
                 old_env,
                 f"trackhouse load (postgres, {args.baseline})",
@@ -182,7 +170,7 @@ def main() -> None:
     duck_path = RESULTS / "bench-postgres.duckdb"
     duck_path.unlink(missing_ok=True)
     duck_env = {**base, "TRACKHOUSE_TARGET": "duckdb", "TRACKHOUSE_DUCKDB_PATH": str(duck_path)}
-    duck_load_s, _ = timed(
+    duck_load_s, _ = timed_process(
         [str(BIN / "trackhouse"), "load", str(data), "--no-progress"],
         duck_env,
         "trackhouse load (duckdb)",

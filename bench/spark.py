@@ -22,15 +22,14 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
+from _common import timed_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,15 +61,7 @@ def write_parts(workdir: Path, count: int) -> tuple[Path, Path]:
 
 
 def timed(cmd: list[str], env: dict[str, str], label: str) -> float:
-    print(f"... {label}", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-    return seconds
+    return timed_process(cmd, env, label)[0]
 
 
 def run_target(target: str, env: dict[str, str], parts: tuple[Path, Path]) -> dict[str, float]:

@@ -25,13 +25,13 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from _common import timed_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import activity
@@ -100,15 +100,7 @@ def copy_into_spark(folder: Path) -> None:
 
 
 def run(cmd: list[str], env: dict[str, str], label: str) -> float:
-    print(f"... {label}", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{label} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-    return seconds
+    return timed_process(cmd, env, label)[0]
 
 
 def build(env: dict[str, str], target_dir: Path, label: str) -> dict[str, Any]:
