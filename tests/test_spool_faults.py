@@ -50,7 +50,15 @@ APP = textwrap.dedent(
 )
 
 
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _start(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The app as a plain script: SIGTERM at its default action. An ignored SIGTERM
+    would be inherited from the test process, and a Dagster run earlier in the same
+    worker leaves it ignored when the worker ignores SIGINT (Dagster points SIGTERM at
+    SIGINT's handler, and a background `make test` ignores SIGINT)."""
     return subprocess.Popen(
         [sys.executable, "-c", script, *args],
         cwd=ROOT,
@@ -58,6 +66,7 @@ def _start(script: str, *args: str, env: dict[str, str] | None = None) -> subpro
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigterm,
     )
 
 
