@@ -160,6 +160,13 @@ def snapshot_derived(
         return snapshot.derived[name]  # type: ignore[no-any-return]
 
 
+def duckdb_binds(sql: str, params: Mapping[str, Any]) -> str:
+    """`sql` with SQLAlchemy's :name binds written as DuckDB's $name."""
+    for name in sorted(params, key=len, reverse=True):
+        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${name}", sql)
+    return sql
+
+
 def fetch_marts(
     sql: str,
     params: Mapping[str, Any] | None,
@@ -173,9 +180,7 @@ def fetch_marts(
         return fetch(sql, params, settings)
     memory = _snapshot(settings, tuple(sorted(tables)))
     params = dict(params or {})
-    # SQLAlchemy's :name binds as DuckDB's $name.
-    for name in sorted(params, key=len, reverse=True):
-        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${name}", sql)
+    sql = duckdb_binds(sql, params)
     cursor = memory.cursor()
     try:
         cursor.execute(sql, params)

@@ -32,7 +32,14 @@ from typing import Any
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
-from . import double_type, epoch_seconds, fetch_marts, relation, snapshot_derived
+from . import (
+    double_type,
+    duckdb_binds,
+    epoch_seconds,
+    fetch_marts,
+    relation,
+    snapshot_derived,
+)
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
 MULTI_TOUCH_MODELS = ("linear", "position_based", "time_decay", "data_driven")
@@ -374,11 +381,9 @@ class _TouchIndex:
             from eligible
             group by ci
         """
-        for name in sorted(params, key=len, reverse=True):
-            sql = sql.replace(f":{name}", f"${name}")
         cursor = self.memory.cursor()
         try:
-            cursor.execute(sql, params)
+            cursor.execute(duckdb_binds(sql, params), params)
             chosen = {ci: (ti, days, n) for ci, ti, days, n in cursor.fetchall()}
         finally:
             cursor.close()
