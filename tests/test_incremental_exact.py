@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trackhouse.engine import ensure_schema, get_engine
-from trackhouse.loader import LoadReport, load_stream
+from trackhouse.loader import LoadReport, load_files, load_stream
 from trackhouse.query.statistics import statistics
 
-from factories import statistic, track
+from factories import page, statistic, track
 
 ACTIVITY = ["activity_hourly", "active_users", "usage_subscription_periods"]
 SELECT = ["+active_users", "+usage_subscription_periods"]
@@ -38,6 +38,8 @@ KEYS = {
     "usage_subscription_periods": "account_id, period_kind, period_index",
     "statistics_by_date": "metric, period, date",
     "statistics_by_date_and_object": "metric, period, date, object_type, object_id",
+    "int_touchpoints_cleaned": "touchpoint_id",
+    "touchpoints": "touchpoint_id",
 }
 
 
@@ -354,3 +356,52 @@ def test_statistics_forget_refunded_dates_and_dates_after_an_earlier_as_of(wareh
     assert max(row[3] for row in incremental["statistics_by_date"]) == date(2024, 3, 11)
     stats(earlier, full_refresh=True)
     assert incremental == statistic_rows(warehouse)
+
+
+# -- touchpoints: new page views, and settings that re-apply to history -----------
+TOUCHPOINTS = ["int_touchpoints_cleaned", "touchpoints"]
+
+
+def test_touchpoints_incremental_follows_new_loads_and_changed_settings(warehouse):
+    """int_touchpoints_cleaned cleans only new page views, yet equals a full refresh
+    after each load (also of a late page view older than everything stored) and after
+    each change of a setting it applies to every row (max_utm_length, filter_bots,
+    utm_excluded_urls): the change re-applies to the history, as the model promises."""
+    bot = "Mozilla/5.0 (compatible; Googlebot/2.1)"
+
+    def visit(day: int, n: int, path: str = "/", **kwargs: Any) -> dict[str, Any]:
+        url = f"https://shop.example{path}?utm_source=newsletter&utm_campaign=spring-sale-{n}"
+        return page(f"2024-05-{day:02d}T10:00:00Z", url, anonymous_id=f"v{n}", **kwargs)
+
+    def load(*events: dict[str, Any]) -> None:
+        path = warehouse.write_ndjson(list(events), f"pages-{next(_message_ids)}.ndjson")
+        assert load_files([path], settings=warehouse.settings).accepted == len(events)
+
+    def build(vars: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """An incremental build's rows, checked against a full refresh of the same
+        data; the next build is incremental again (from the full refresh's table)."""
+        run(warehouse, vars, select=["+touchpoints"])
+        incremental = snapshot(warehouse, TOUCHPOINTS)
+        run(warehouse, vars, full_refresh=True, select=["+touchpoints"])
+        assert incremental == snapshot(warehouse, TOUCHPOINTS)
+        return incremental
+
+    vars: dict[str, Any] = {"as_of": "2024-05-31"}
+    load(visit(10, 1), visit(11, 2, user_agent=bot), visit(12, 3, path="/admin/x"))
+    run(warehouse, vars, full_refresh=True, select=["+touchpoints"])
+    load(visit(20, 4), visit(2, 5))  # a late page view, older than every stored one
+    rows = build(vars)
+    assert {r["anonymous_id"] for r in rows["touchpoints"]} == {"v1", "v4", "v5"}
+
+    # Each setting re-applies to rows cleaned by earlier builds.
+    rows = build({**vars, "max_utm_length": 12})
+    assert {r["utm_campaign"] for r in rows["int_touchpoints_cleaned"]} == {None}
+    rows = build({**vars, "filter_bots": False, "utm_excluded_urls": []})
+    assert {r["anonymous_id"] for r in rows["touchpoints"]} == {"v1", "v2", "v3", "v4", "v5"}
+    load(visit(21, 6, user_agent=bot))
+    rows = build(vars)  # back to the defaults, with one more page view
+    assert {r["anonymous_id"] for r in rows["touchpoints"]} == {"v1", "v4", "v5"}
+    assert {r["anonymous_id"] for r in rows["int_touchpoints_cleaned"] if r["is_bot"]} == {
+        "v2",
+        "v6",
+    }

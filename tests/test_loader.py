@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -10,7 +11,10 @@ import time
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from trackhouse import loader
 from trackhouse.loader import load_files
 
 from factories import identify, page, track
@@ -214,8 +218,9 @@ def test_sigkill_mid_file_then_rerun_equals_one_clean_load(warehouse, tmp_path):
     path = warehouse.write_ndjson(events)
     cmd = [str(warehouse_bin()), "load", str(path), "--batch-size", "2000"]
     env = {**os.environ, **warehouse.env}
-    proc = subprocess.Popen([*cmd, "--progress"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, "--progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     # The progress line is printed after a batch has been committed: kill the
     # loader as soon as it reports one, long before the file is done.
     seen = b""
@@ -229,8 +234,9 @@ def test_sigkill_mid_file_then_rerun_equals_one_clean_load(warehouse, tmp_path):
     partial = warehouse.count("events")
     assert 0 < partial < len(events), "the loader was not killed mid-file"
     assert partial % 2000 == 0, "a killed loader left a partial batch"
-    rerun = subprocess.run([*cmd, "--no-progress", "--format", "json"], env=env,
-                           capture_output=True, check=True)
+    rerun = subprocess.run(
+        [*cmd, "--no-progress", "--format", "json"], env=env, capture_output=True, check=True
+    )
     summary = orjson.loads(rerun.stdout)[0]
     assert summary["received"] == len(events)
     assert summary["accepted"] + summary["duplicates"] == len(events)
@@ -253,3 +259,34 @@ def test_progress_line_and_summary_on_the_command_line(warehouse):
     proc = warehouse.cli("load", str(path), "--progress", "--batch-size", "1000")
     assert "events.ndjson: 100.0% 3,000 lines" in proc.stderr
     assert "received 3,000 = accepted 3,000 + rejected 0 + duplicates skipped 0" in proc.stdout
+
+
+@given(
+    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+    final_break=st.booleans(),
+    size=st.integers(1, 9),
+    max_bytes=st.integers(1, 200),
+    read_bytes=st.integers(1, 64),
+)
+@settings(max_examples=300, deadline=None)
+def test_chunks_give_every_line_once_in_order(
+    lines: list[bytes],
+    final_break: bool,
+    size: int,
+    max_bytes: int,
+    read_bytes: int,
+) -> None:
+    """However the file is read (blocks of any size) and cut (any chunk size), the
+    chunks give back its lines with their 1-based numbers, none longer than asked."""
+    data = b"\n".join(lines) + (b"\n" if final_break and lines else b"")
+    got: list[tuple[int, bytes]] = []
+    default, loader.READ_BYTES = loader.READ_BYTES, read_bytes
+    try:
+        for chunk in loader._chunks(io.BytesIO(data), size, max_bytes):
+            assert 1 <= len(chunk) <= size
+            got += [(chunk.numbers[i], chunk.line(i)) for i in range(len(chunk))]
+    finally:
+        loader.READ_BYTES = default
+    expected = data.split(b"\n")[: -1 if data.endswith(b"\n") else None] if data else []
+    # (a line keeps no line break: a CR before the LF, or at the very end, is dropped)
+    assert got == [(n, line.rstrip(b"\r")) for n, line in enumerate(expected, start=1)]

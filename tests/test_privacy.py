@@ -43,6 +43,7 @@ COMPARED = {
     "statistics_by_date": "metric, period, date",
     "statistics_by_date_and_object": "metric, period, date, object_type, object_id",
     "identities": "anonymous_id",
+    "int_touchpoints_cleaned": "touchpoint_id",
     "touchpoints": "touchpoint_id",
     "conversions": "conversion_id",
     "conversion_attribution": "conversion_id, attribution_model",
@@ -336,12 +337,23 @@ def test_prune_blanks_only_what_is_older(warehouse):
     )
     assert prune(warehouse.settings, now=now).total == 0  # nothing older is left
 
-    # The marts keep their aggregates, also from a full refresh.
+    # An incremental build cleans the rewritten rows again: it equals a full refresh,
+    # and no URL from before the prune is left in what dbt built.
+    run(warehouse, vars)
+    incremental = snapshot(warehouse)
     run(warehouse, vars, "--full-refresh")
     after = snapshot(warehouse)
+    assert incremental == after
+    cleaned = {r["touchpoint_id"]: r for r in after["int_touchpoints_cleaned"]}
+    assert (cleaned["old-1"]["url"], cleaned["old-1"]["referrer"]) == (
+        trimmed,
+        "https://search.example/q",
+    )
+    assert (cleaned["old-2"]["user_agent"], cleaned["old-2"]["is_bot"]) == ("bot", True)
+    # The marts keep their aggregates.
     for name in COMPARED:
-        if name == "touchpoints":  # the URL columns follow the raw table
-            strip = ("url", "referrer", "user_agent")
+        if name in ("touchpoints", "int_touchpoints_cleaned"):  # URLs follow the raw table
+            strip = ("url", "referrer", "user_agent", "load_sequence")
             assert [{k: v for k, v in r.items() if k not in strip} for r in after[name]] == [
                 {k: v for k, v in r.items() if k not in strip} for r in before[name]
             ]

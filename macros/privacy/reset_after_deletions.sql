@@ -14,12 +14,16 @@
     the key of an ingestion asset in Dagster, and the log is written by `trackhouse
     forget`, not by ingestion.
     Usage: config(pre_hook="{{ trackhouse.reset_after_deletions() }}").
+
+    `fingerprint` (optional, a SQL text expression): what else the stored rows depend
+    on, e.g. settings (touchpoint_settings_fingerprint). It is kept with the deletions
+    seen, and a new value empties the table the same way.
 #}
-{% macro reset_after_deletions() -%}
-    {{ return(adapter.dispatch('reset_after_deletions', 'trackhouse')()) }}
+{% macro reset_after_deletions(fingerprint=none) -%}
+    {{ return(adapter.dispatch('reset_after_deletions', 'trackhouse')(fingerprint)) }}
 {%- endmacro %}
 
-{% macro default__reset_after_deletions() -%}
+{% macro default__reset_after_deletions(fingerprint=none) -%}
     {%- set marks = api.Relation.create(
         database=this.database,
         schema=this.schema,
@@ -41,6 +45,7 @@
             from {{ deletion_log }}
             where rows_deleted > 0
         )
+        {%- if fingerprint is not none %} || '/' || ({{ fingerprint }}){% endif %}
     {%- endset -%}
     create table if not exists {{ marks }} (
         model_name {{ dbt.type_string() }},

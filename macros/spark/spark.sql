@@ -153,7 +153,7 @@
 
 {#- Parquet tables have no DELETE, so `trackhouse forget` is not offered on Spark
     (docs/spark.md): there is nothing to reset after -#}
-{% macro spark__reset_after_deletions() -%}
+{% macro spark__reset_after_deletions(fingerprint=none) -%}
 {%- endmacro %}
 
 {# -- portable spellings ------------------------------------------------------- #}

@@ -186,8 +186,10 @@ class Progress:
         sys.stderr.flush()
 
 
-# A chunk is at most this many lines and (but for one longer line) this many bytes.
+# A chunk is at most this many lines and (but for one longer line) about this many
+# bytes (up to one read of READ_BYTES more).
 CHUNK_BYTES = 64 * 1024 * 1024
+READ_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -276,14 +278,23 @@ def _not_utf8(data: bytes, starts: list[int], window: int = 1 << 18) -> set[int]
 
 def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Iterator[Lines]:
     """The stream's lines, `size` lines or `max_bytes` at a time (blank lines
-    included: parse_chunk skips them)."""
+    included: parse_chunk skips them). The stream is read READ_BYTES at a time, only
+    as far as the chunk needs, so a chunk of few lines holds little more than them."""
     carry = b""
     first = 1
     eof = False
     while not eof or carry:
-        block = b"" if eof else stream.read(max(max_bytes - len(carry), 1 << 20))
-        eof = eof or not block
-        data = carry + block if carry else block
+        blocks = [carry] if carry else []
+        have, breaks = len(carry), carry.count(b"\n")
+        # Until the chunk is full, or (a line longer than max_bytes) has one whole line.
+        while not eof and ((breaks < size and have < max_bytes) or not breaks):
+            block = stream.read(READ_BYTES)
+            eof = not block
+            blocks.append(block)
+            have += len(block)
+            breaks += block.count(b"\n")
+        data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+        del blocks
         if not data:
             return
         pieces = data.split(b"\n", size)  # at most size lines and the rest
@@ -292,9 +303,6 @@ def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Itera
         del pieces
         if eof and len(starts) <= size and pos < len(data):
             starts.append(len(data))  # the last line has no line break
-        if len(starts) == 1:
-            carry = data  # one line longer than a block: read on
-            continue
         count, cut = len(starts) - 1, starts[-1]
         yield Lines(
             data if cut == len(data) else data[:cut], starts, list(range(first, first + count))

@@ -44,6 +44,7 @@ from .engine import ensure_schema, get_engine, raw_connection
 from .errors import ConfigError, TrackhouseError
 from .parsing import TRACKING_PARAMETERS
 from .schema import (
+    LOAD_SEQUENCE,
     accounts,
     activity,
     conversion_events,
@@ -925,8 +926,14 @@ def _apply(conn: sa.Connection, statement: Any, table: sa.Table, where: Any, dry
 def _rewrite(settings: Settings, before: datetime, dry_run: bool, columns: dict[str, Any]) -> int:
     """Rewrite touchpoint columns older than `before` with Python functions, in one
     transaction with one bulk UPDATE (DuckDB: from an Arrow table; PostgreSQL: from a
-    COPY-filled temporary table). Returns the number of rows changed."""
+    COPY-filled temporary table). Returns the number of rows changed.
+
+    The rewritten rows get a load_sequence of their own, recorded in `batches` like a
+    load's: the incremental int_touchpoints_cleaned cleans rows written after its last
+    build again, so it drops the old URLs as a full refresh would."""
     import pyarrow as pa
+
+    from .writer import next_sequence, record_batch
 
     names = list(columns)
     schema = settings.raw_schema.replace('"', '""')
@@ -937,10 +944,13 @@ def _rewrite(settings: Settings, before: datetime, dry_run: bool, columns: dict[
         f"and ({' or '.join(f'{n} is not null' for n in names)})"
     )
     assignments = ", ".join(f"{n} = th_prune.{n}" for n in names)
-    update = (
-        f"update {target} set {assignments} from th_prune "
-        f"where {target}.event_id = th_prune.event_id"
-    )
+
+    def update(sequence: int) -> str:
+        return (
+            f"update {target} set {assignments}, {LOAD_SEQUENCE} = {int(sequence)} "
+            f"from th_prune where {target}.event_id = th_prune.event_id"
+        )
+
     with raw_connection(settings) as con:
         if settings.is_duckdb:  # psycopg opens a transaction by itself
             con.execute("begin transaction")
@@ -964,7 +974,9 @@ def _rewrite(settings: Settings, before: datetime, dry_run: bool, columns: dict[
                         }
                     )
                     con.register("th_prune", table)
-                    con.execute(update)
+                    sequence = next_sequence(con, settings.raw_schema, lock=False)
+                    con.execute(update(sequence))
+                    record_batch(con.execute, settings.raw_schema, sequence, len(changes))
                     con.unregister("th_prune")
                 else:
                     cur = con.cursor()
@@ -976,7 +988,9 @@ def _rewrite(settings: Settings, before: datetime, dry_run: bool, columns: dict[
                     with cur.copy(f"copy th_prune (event_id, {', '.join(names)}) from stdin") as cp:
                         for change in changes:
                             cp.write_row(change)
-                    cur.execute(update)
+                    sequence = next_sequence(cur, settings.raw_schema, lock=True)
+                    cur.execute(update(sequence))
+                    record_batch(cur.execute, settings.raw_schema, sequence, len(changes))
         except BaseException:
             con.execute("rollback") if settings.is_duckdb else con.rollback()
             raise

@@ -135,8 +135,9 @@ def write_batch(settings: Settings, batch: Batch) -> WriteResult:
     spark = session(settings)
     raw = settings.raw_schema
     seq = int(
-        spark.sql(f"select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from `{raw}`.`batches`")
-        .collect()[0][0]
+        spark.sql(f"select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from `{raw}`.`batches`").collect()[
+            0
+        ][0]
     )
     events = _frame(spark, settings, batch, "events", seq).dropDuplicates(["message_id"])
     ledger = spark.table(f"`{raw}`.`events`").select("message_id")

@@ -121,7 +121,18 @@ def _insert(schema: str, name: str, sequence: int) -> str:
     )
 
 
-def _record_batch(execute: Any, schema: str, sequence: int, rows: int) -> None:
+def next_sequence(cur: Any, schema: str, *, lock: bool) -> int:
+    """The load_sequence of a write that commits in `cur`'s transaction: one more than
+    the largest recorded. `lock` (PostgreSQL): first take the transaction-scoped lock
+    that makes writes number themselves one at a time, so that a number is larger than
+    that of every write committed before it (DuckDB admits one writing process)."""
+    if lock:
+        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"trackhouse:{schema}",))
+    found = cur.execute(f'select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from "{schema}".batches')
+    return int(found.fetchone()[0])
+
+
+def record_batch(execute: Any, schema: str, sequence: int, rows: int) -> None:
     execute(
         f'insert into "{schema}".batches values ({int(sequence)}, '
         f"'{datetime.now(UTC).replace(tzinfo=None).isoformat()}', {int(rows)})"
@@ -153,9 +164,7 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
         # Numbered in commit order: a second writer in this process that takes the
         # same number conflicts on batches' key and rolls back (DuckDB admits one
         # writing process).
-        sequence = con.execute(
-            f'select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from "{schema}".batches'
-        ).fetchone()[0]
+        sequence = next_sequence(con, schema, lock=False)
         con.execute(
             f"""{_insert(schema, "events", sequence)}
             where message_id in (select message_id from th_new)"""
@@ -165,7 +174,7 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
                 f"""{_insert(schema, name, sequence)}
                 where event_id in (select message_id from th_new)"""
             )
-        _record_batch(con.execute, schema, sequence, new_events)
+        record_batch(con.execute, schema, sequence, new_events)
         new_rejected = 0
         if batch.rejected:
             before = con.execute(f'select count(*) from "{schema}".rejected').fetchone()[0]
@@ -220,9 +229,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
         # From here to the commit one batch at a time (a transaction-scoped lock):
         # its load_sequence is then larger than that of every batch committed
         # before, so a dbt build that saw sequence n has seen all batches up to n.
-        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"trackhouse:{schema}",))
-        cur.execute(f'select coalesce(max({LOAD_SEQUENCE}), 0) + 1 from "{schema}".batches')
-        sequence = cur.fetchone()[0]
+        sequence = next_sequence(cur, schema, lock=True)
         # Concurrent loaders: a message id another transaction is inserting
         # waits for it, then is skipped here; so every event lands once. Keys
         # are inserted in sorted order so that two loaders of overlapping
@@ -243,7 +250,7 @@ def _write_postgres(conn: Any, schema: str, batch: Batch) -> WriteResult:
                 where event_id in (select message_id from th_new)
                 on conflict (event_id) do nothing"""
             )
-        _record_batch(cur.execute, schema, sequence, new_events)
+        record_batch(cur.execute, schema, sequence, new_events)
         new_rejected = 0
         if batch.rejected:
             cur.execute(_temp_table("rejected"))

@@ -80,7 +80,6 @@ class Refusal:
 class Prepared:
     """What one request becomes: lines for the spool and the refused messages."""
 
-
     lines: list[bytes] = field(default_factory=list)
     accepted: int = 0
     refusals: list[Refusal] = field(default_factory=list)
@@ -109,8 +108,7 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise RequestRefused(
             400,
             "body_too_large",
-            f"the body inflates past {limit:,} bytes (Segment's batch limit); "
-            "send smaller batches",
+            f"the body inflates past {limit:,} bytes (Segment's batch limit); send smaller batches",
         )
     return out
 
