@@ -2,7 +2,7 @@
 identities in DuckDB.
 
     .venv/bin/python bench/attribution.py [--touchpoints 1000000] [--conversions 100000]
-                                          [--identities 50000] [--keep]
+                                          [--identities 50000] [--hot-percent 0] [--keep]
 
 1. Raw rows are generated in DuckDB SQL straight into trackhouse_raw
    (touchpoints with messy UTM values, some bots and admin paths; identity links
@@ -60,7 +60,12 @@ def draw(seed_expr: str, n: int) -> str:
     return f"cast(hash({seed_expr}) % {n} as bigint)"
 
 
-def generate(db: Path, touchpoints: int, conversions: int, identities: int) -> dict[str, int]:
+def generate(
+    db: Path, touchpoints: int, conversions: int, identities: int, hot_percent: int = 0
+) -> dict[str, int]:
+    """Raw rows straight into trackhouse_raw. `hot_percent`: that share of all
+    touchpoints and conversions belongs to one identity (identity 0: a kiosk, a QA
+    user, an `undefined` anonymous id), the rest spread as usual."""
     import sqlalchemy as sa
 
     from trackhouse.schema import init_schema
@@ -116,7 +121,10 @@ def generate(db: Path, touchpoints: int, conversions: int, identities: int) -> d
             with drawn as (
                 select
                     j,
-                    {draw("j", identities)} as i,
+                    case
+                        when {draw("j * 41 + 9", 100)} < {int(hot_percent)} then 0
+                        else {draw("j", identities)}
+                    end as i,
                     {draw("j * 17 + 5", 100)} as r,
                     timestamp '2024-01-01'
                     + to_seconds({draw("j * 31 + 7", half_year)}) as drawn_at
@@ -163,7 +171,10 @@ def generate(db: Path, touchpoints: int, conversions: int, identities: int) -> d
             with drawn as (
                 select
                     k,
-                    {draw("k * 23 + 1", identities)} as i,
+                    case
+                        when {draw("k * 43 + 11", 100)} < {int(hot_percent)} then 0
+                        else {draw("k * 23 + 1", identities)}
+                    end as i,
                     {draw("k * 29 + 2", 100)} as r,
                     timestamp '2024-01-15'
                     + to_seconds({draw("k * 37 + 3", half_year - 14 * 86400)}) as drawn_at
@@ -310,6 +321,12 @@ def main() -> None:
     parser.add_argument("--touchpoints", type=int, default=1_000_000)
     parser.add_argument("--conversions", type=int, default=100_000)
     parser.add_argument("--identities", type=int, default=50_000)
+    parser.add_argument(
+        "--hot-percent",
+        type=int,
+        default=0,
+        help="percent of touchpoints and conversions of one identity (default 0)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the warehouse file")
     parser.add_argument("--calls", type=int, default=30, help="repeated calls per case")
     args = parser.parse_args()
@@ -321,7 +338,9 @@ def main() -> None:
     target = ["--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")]
     results: dict[str, Any] = {"scale": vars(args)}
     try:
-        seconds, counts = timed(generate, db, args.touchpoints, args.conversions, args.identities)
+        seconds, counts = timed(
+            generate, db, args.touchpoints, args.conversions, args.identities, args.hot_percent
+        )
         results["generated"] = {**counts, "seconds": round(seconds, 2)}
         print(f"generated {counts} in {seconds:.1f}s")
 

@@ -454,3 +454,67 @@ def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
                         )
     # The comparison covered every kind of answer.
     assert all(seen.values()), seen
+
+
+def test_matched_pairs_are_every_eligible_pair_and_no_other(warehouse):
+    """int_conversion_touchpoints_matched joins on the identity and a time bucket as
+    wide as the widest window (issue 16: a hot identity is no longer paired with its
+    whole history). Whatever the windows, its pairs are exactly those a brute force
+    over the marts finds: same identity, before the conversion, no older than the
+    touchpoint's window; also for touchpoints on and around a bucket boundary."""
+    from datetime import timedelta
+
+    from factories import track
+
+    demo = warehouse.tmp / "demo.ndjson"
+    write_demo_file(demo, users=60, days=90, seed=11, end=date(2024, 6, 1))
+    # erin converts at midnight UTC (a bucket boundary for every window): a touchpoint
+    # exactly one day before is in a one-day window, a microsecond older is out.
+    edges = [
+        page(stamp, f"{SHOP}/?utm_source=edge-{i}", user_id="erin", message_id=f"erin-{i}")
+        for i, stamp in enumerate(
+            [
+                "2024-04-30T23:59:59.999999Z",
+                "2024-05-01T00:00:00Z",
+                "2024-05-01T00:00:00.000001Z",
+                "2024-05-01T23:59:59Z",
+                "2024-05-25T00:00:00Z",
+            ]
+        )
+    ]
+    edges.append(track("2024-05-02T00:00:00Z", "purchase", user_id="erin", value=5))
+    path = warehouse.write_ndjson(edges, "edges.ndjson")
+    load_files([demo, path], settings=warehouse.settings)
+
+    def build(vars: dict[str, Any] | None = None) -> None:
+        skip = ("--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
+        warehouse.dbt("build", "--select", "+int_conversion_touchpoints_matched", *skip, vars=vars)
+
+    build()
+    sources = [r["utm_source"] for r in warehouse.query(
+        "select utm_source, count(*) as n from touchpoints where utm_source is not null "
+        "group by 1 order by 2 desc, 1 limit 2"
+    )]  # fmt: skip
+    for window_days, source_windows in (
+        (1, {}),
+        (30, {sources[0]: 2, "edge-1": 1}),
+        (7, {sources[1]: 45, "default": 3}),
+    ):
+        build({"window_days": window_days, "source_windows": source_windows})
+        default = source_windows.get("default", window_days)
+        touchpoints = warehouse.query("select * from touchpoints")
+        expected = {
+            (c["conversion_id"], t["touchpoint_id"])
+            for c in warehouse.query("select * from conversions")
+            for t in touchpoints
+            if t["stitched_id"] == c["stitched_id"]
+            and c["converted_at"] - timedelta(days=source_windows.get(t["utm_source"], default))
+            <= t["touched_at"]
+            < c["converted_at"]
+        }
+        matched = warehouse.query("select * from int_conversion_touchpoints_matched")
+        assert {(r["conversion_id"], r["touchpoint_id"]) for r in matched} == expected
+        assert len(matched) == len(expected) > 10
+        if window_days == 1:
+            erin = {r["touchpoint_id"] for r in matched if r["touchpoint_id"].startswith("erin")}
+            assert erin == {"erin-1", "erin-2", "erin-3"}

@@ -20,6 +20,13 @@ end
 {%- endif -%}
 {%- endmacro %}
 
+{#- The widest window in days of any touchpoint (the default or any source's), at
+    compile time: no eligible touchpoint is older than this before its conversion. -#}
+{% macro attribution_widest_window_days(window_days=none, source_windows=none) -%}
+{%- set windows = _attribution_windows(window_days, source_windows) -%}
+{{ return(([windows.default] + windows.by_source | map(attribute=1) | list) | max) }}
+{%- endmacro %}
+
 {#- The checked settings: {'default': days, 'by_source': [(source, days), ...]}. -#}
 {% macro _attribution_windows(window_days, source_windows) -%}
 {%- set windows = source_windows if source_windows is not none else var('source_windows', {}) -%}
