@@ -19,7 +19,7 @@ from trackhouse import InvalidEventError, Tracker
 from trackhouse.demo import write_demo_file
 from trackhouse.loader import load_files
 from trackhouse.output import to_json
-from trackhouse.query import fetch
+from trackhouse.query import fetch, relation
 from trackhouse.query.attribution import (
     AttributionArgumentError,
     attribute_conversions,
@@ -492,8 +492,8 @@ def test_matched_pairs_are_every_eligible_pair_and_no_other(warehouse):
 
     build()
     sources = [r["utm_source"] for r in warehouse.query(
-        "select utm_source, count(*) as n from touchpoints where utm_source is not null "
-        "group by 1 order by 2 desc, 1 limit 2"
+        f"select utm_source, count(*) as n from {relation('touchpoints', warehouse.settings)} "
+        "where utm_source is not null group by 1 order by 2 desc, 1 limit 2"
     )]  # fmt: skip
     for window_days, source_windows in (
         (1, {}),
@@ -502,17 +502,17 @@ def test_matched_pairs_are_every_eligible_pair_and_no_other(warehouse):
     ):
         build({"window_days": window_days, "source_windows": source_windows})
         default = source_windows.get("default", window_days)
-        touchpoints = warehouse.query("select * from touchpoints")
+        touchpoints = warehouse.table("touchpoints")
         expected = {
             (c["conversion_id"], t["touchpoint_id"])
-            for c in warehouse.query("select * from conversions")
+            for c in warehouse.table("conversions")
             for t in touchpoints
             if t["stitched_id"] == c["stitched_id"]
             and c["converted_at"] - timedelta(days=source_windows.get(t["utm_source"], default))
             <= t["touched_at"]
             < c["converted_at"]
         }
-        matched = warehouse.query("select * from int_conversion_touchpoints_matched")
+        matched = warehouse.table("int_conversion_touchpoints_matched")
         assert {(r["conversion_id"], r["touchpoint_id"]) for r in matched} == expected
         assert len(matched) == len(expected) > 10
         if window_days == 1:
