@@ -62,3 +62,36 @@
     insert into {{ marks }} (model_name, deletions_seen)
     select '{{ this.identifier }}', {{ deletions_seen }}
 {%- endmacro %}
+
+{#
+    on-run-start (dbt_project.yml): the table trackhouse_deletions_applied in every
+    schema an incremental trackhouse model is built in, created before the models run.
+    With threads > 1, two pre_hooks creating it at once on a new DuckDB file conflict
+    ("Catalog write-write conflict"); created here first, their `create table if not
+    exists` finds it.
+#}
+{% macro create_deletion_marks() -%}
+    {{ return(adapter.dispatch('create_deletion_marks', 'trackhouse')()) }}
+{%- endmacro %}
+
+{% macro default__create_deletion_marks() -%}
+    {%- if execute -%}
+        {%- set relations = [] -%}
+        {%- for node in graph.nodes.values()
+            if node.resource_type == 'model' and node.package_name == 'trackhouse'
+            and node.config.materialized == 'incremental' -%}
+            {%- set marks = api.Relation.create(
+                database=node.database, schema=node.schema,
+                identifier='trackhouse_deletions_applied', type='table') -%}
+            {%- if marks | string not in relations -%}
+                {%- do relations.append(marks | string) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for marks in relations -%}
+            create table if not exists {{ marks }} (
+                model_name {{ dbt.type_string() }},
+                deletions_seen {{ dbt.type_string() }}
+            ){{ ';' if not loop.last }}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -156,6 +156,9 @@
 {% macro spark__reset_after_deletions(fingerprint=none) -%}
 {%- endmacro %}
 
+{% macro spark__create_deletion_marks() -%}
+{%- endmacro %}
+
 {# -- portable spellings ------------------------------------------------------- #}
 
 {#- 8-byte floating point: `double precision` (PostgreSQL, DuckDB), `double` (Spark) -#}
