@@ -53,7 +53,9 @@ def add_day(db: Path, events: int) -> dict[str, int]:
             ]
             moved = {
                 key: f"{key} || '-day'",
-                "occurred_at": f"timestamp '{activity.AS_OF}' + (occurred_at - date_trunc('day', occurred_at))",
+                "occurred_at": (
+                    f"timestamp '{activity.AS_OF}' + (occurred_at - date_trunc('day', occurred_at))"
+                ),
                 "received_at": "now()::timestamp",
                 "load_sequence": "2",
             }
@@ -138,15 +140,15 @@ def main() -> None:
     print(f"\n{args.events:,} activity events; raw rows {result['raw_rows']}")
     for run in result["runs"]:
         full, inc = run["full"], run["incremental"]
-        print(
-            f"threads {run['threads']}: full {full['wall_seconds']} s (dbt {full['dbt_elapsed_seconds']} s,"
-            f" models {full['models_seconds']} s, tests {full['tests_seconds']} s); "
-            f"incremental {inc['wall_seconds']} s (dbt {inc['dbt_elapsed_seconds']} s, models"
-            f" {inc['models_seconds']} s, tests {inc['tests_seconds']} s) = {run['ratio']:.0%} of full;"
-            f" new day {run['new_day']}"
-        )
+        for kind, b in (("full", full), ("incremental", inc)):
+            print(
+                f"threads {run['threads']}, {kind}: {b['wall_seconds']} s"
+                f" (dbt {b['dbt_elapsed_seconds']} s; models {b['models_seconds']} s,"
+                f" tests {b['tests_seconds']} s summed over threads)"
+            )
+        print(f"  incremental = {run['ratio']:.0%} of full; new day {run['new_day']}")
         for kind in ("full", "incremental"):
-            slow = ", ".join(f"{name} {s}" for _, name, s in run[kind]["slowest"])
+            slow = ", ".join(f"{name} {s}" for name, s in run[kind]["slowest"])
             print(f"  slowest, {kind}: {slow}")
     print(f"{result['machine']}; load average {result['load_average_at_end']:.1f}")
 
