@@ -46,7 +46,11 @@ bucketed_conversions as (
         conversions.converted_at,
         {{ bucket.format(trackhouse.epoch_seconds('conversions.converted_at')) }} - shifts.shift as time_bucket
     from conversions
-    cross join (select 0 as shift union all select 1 as shift) as shifts
+    cross join (
+        select 0 as shift
+        union all
+        select 1 as shift
+    ) as shifts
 ),
 
 matched as (
