@@ -148,7 +148,7 @@ def main() -> None:
             )
         print(f"  incremental = {run['ratio']:.0%} of full; new day {run['new_day']}")
         for kind in ("full", "incremental"):
-            slow = ", ".join(f"{name} {s}" for name, s in run[kind]["slowest"])
+            slow = ", ".join(f"{name} {s}" for _, name, s in run[kind]["slowest"])
             print(f"  slowest, {kind}: {slow}")
     print(f"{result['machine']}; load average {result['load_average_at_end']:.1f}")
 
