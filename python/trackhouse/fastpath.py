@@ -38,10 +38,9 @@ from .parsing import MAX_DEPTH, MAX_EVENT_BYTES, OBJECT_PATHS, TRACKING_PARAMETE
 # checks their previousId on the Python rows only. Statistics: see _plain.
 TYPES = ("page", "screen", "track", "identify", "group")
 
-# The JSON kinds each declared kind may have for the line to be plain. Values are
-# read by json_transform as JSON text, so a kind is the text's first character:
-# STRING '"', BOOLEAN true/false, NUMBER (money only: see _MONEY), OBJECT (from
-# json_type); a JSON null and a missing key are both SQL NULL, both absent.
+# The JSON kinds each declared kind may have for the line to be plain. A field's
+# kind is its json_type (STRING: VARCHAR; NUMBER: an integer or DOUBLE, money
+# only: see _MONEY); a JSON null and a missing key are both absent.
 PLAIN_KINDS = {
     "type": ("STRING",),
     "message_id": ("STRING",),
@@ -64,7 +63,6 @@ _KIND = {f.path: f.kind for t in TYPES for f in FIELDS[t]}
 # objects that hold a declared field of the type (Python rejects a declared key
 # written twice in its object; this path leaves any duplicate in them to Python).
 OBJECTS = tuple(p for p in OBJECT_PATHS if not p or p in PATHS)
-_OBJECT_TYPES = [f"$.{p}" for p in OBJECTS if p]
 HOLDERS = {t: {".".join(f.keys[:-1]) for f in FIELDS[t]} for t in TYPES}
 _HOLDERS = tuple(p for p in OBJECTS if any(p in HOLDERS[t] for t in TYPES))
 _OBJECT_KEYS = ["$" + (f".{p}" if p else "") for p in _HOLDERS]
@@ -94,8 +92,9 @@ _MONEY = r"^-?\d{1,14}(\.\d{1,6})?\z"
 
 
 def _struct() -> str:
-    """The json_transform type: every declared field as JSON text, objects nested
-    (an object no field is read from, the campaign, is a leaf)."""
+    """The json_transform type: every declared field as text (a string's value, a
+    number as DuckDB renders it, an object's JSON), objects nested (an object no
+    field is read from, the campaign, is a leaf)."""
     root: dict = {}
     for path in PATHS:
         holder = root
@@ -105,38 +104,47 @@ def _struct() -> str:
                 holder[key] = {}
             holder = holder[key]
         if leaf not in holder:
-            holder[leaf] = "JSON"
+            holder[leaf] = "VARCHAR"
     return json.dumps(root)
 
 
 _STRUCT = _struct()
 
 
+def _k(path: str) -> str:
+    """SQL: the field's json_type (NULL when absent)."""
+    return f"kinds[{PATHS.index(path) + 1}]"
+
+
 def _j(path: str) -> str:
-    """SQL: the field's JSON text (NULL when absent or null)."""
-    return "j" + "".join(f"['{key}']" for key in path.split(".")) + "::varchar"
+    """SQL: the field's text (NULL when absent or null)."""
+    return "j" + "".join(f"['{key}']" for key in path.split("."))
 
 
 def _s(path: str) -> str:
     """SQL: the field's string value (NULL unless it is a JSON string)."""
-    return f"th_str({_j(path)})"
+    return f"(case when {_k(path)} = 'VARCHAR' then {_j(path)} end)"
+
+
+def _u(path: str) -> str:
+    """SQL: a timestamp field's value as naive UTC (th_utc)."""
+    return f"th_utc({_s(path)})"
+
+
+_JSON_PATHS = [f"$.{path}" for path in PATHS]
 
 
 def _is(path: str, kinds: tuple[str, ...]) -> str:
-    if _KIND[path] == "object":
-        tests = [f"o[{OBJECTS.index(path)}] = '{k}'" for k in kinds if k != "NULL"]
-        tests += [f"o[{OBJECTS.index(path)}] is null or o[{OBJECTS.index(path)}] = 'NULL'"] * (
-            "NULL" in kinds
-        )
-        return "(" + " or ".join(tests) + ")"
-    x = _j(path)
+    k = _k(path)
     test = {
-        "STRING": f"left({x}, 1) = '\"'",
-        "BOOLEAN": f"{x} in ('true', 'false')",
-        "NUMBER": f"regexp_matches({x}, '{_MONEY}')",
-        "NULL": f"{x} is null",
+        "STRING": f"{k} = 'VARCHAR'",
+        "BOOLEAN": f"{k} = 'BOOLEAN'",
+        "NUMBER": f"({k} in ('UBIGINT', 'BIGINT', 'DOUBLE')"
+        f" and regexp_matches({_j(path)}, '{_MONEY}'))",
+        "OBJECT": f"{k} = 'OBJECT'",
+        "NULL": f"({k} is null or {k} = 'NULL')",
     }
-    return "(" + " or ".join(test[k] for k in kinds) + ")"
+    return "(" + " or ".join(test[kind] for kind in kinds) + ")"
 
 
 def _plain(event_type: str) -> str:
@@ -153,16 +161,23 @@ def _plain(event_type: str) -> str:
 def _opt_ts(path: str) -> str:
     """SQL: an optional timestamp field is absent, empty, or plain and valid."""
     v = _s(path)
-    return f"({v} is null or {v} = '' or th_ts({v}) is not null)"
+    return f"({v} is null or {v} = '' or {_ts(path)} is not null)"
 
 
-def _money_text(path: str) -> str:
-    return f"coalesce({_s(path)}, {_j(path)})"
+def _ts(path: str) -> str:
+    """SQL: a timestamp field as naive UTC, NULL when empty or Python would reject it
+    (not plain ISO 8601, or out of range once in UTC: years 0001-9999)."""
+    u = _u(path)
+    return (
+        f"case when {u} between timestamp '0001-01-01'"
+        f" and timestamp '9999-12-31 23:59:59.999999' then {u} end"
+    )
 
 
 def _money(path: str) -> str:
+    """SQL: a money field is absent, or a number or numeric string that is plain."""
     x = _j(path)
-    return f"({x} is null or regexp_matches({_money_text(path)}, '{_MONEY}'))"
+    return f"({x} is null or regexp_matches({x}, '{_MONEY}'))"
 
 
 def _no_duplicates(event_type: str) -> str:
@@ -187,10 +202,11 @@ def _typed(types: tuple[str, ...]) -> str:
         line,
         {_s("type")} as event_type,
         {_s("messageId")} as message_id,
-        th_utc({_s("timestamp")}) as occurred_at,
+        {_u("timestamp")} as occurred_at,
         nullif({_s("anonymousId")}, '') as anonymous_id,
         nullif({_s("userId")}, '') as user_id,
-        j
+        j,
+        kinds
     from th_fields
     where {_s("type")} in {types!r}
         and {_s("messageId")} <> ''
@@ -221,10 +237,11 @@ fields as (
         line_number,
         line,
         json_transform(line, '{_STRUCT}') as j,
-        json_type(line, {_OBJECT_TYPES!r}) as o,
+        json_type(line, {_JSON_PATHS!r}) as kinds,
         json_keys(line, {_OBJECT_KEYS!r}) as object_keys
     from lines
 )
+
 select * from fields
 """
 
@@ -275,22 +292,22 @@ others as (
         line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
         -- identify
         coalesce(
-            th_ts(nullif({_s("traits.created_at")}, '')),
-            th_ts(nullif({_s("traits.createdAt")}, ''))
+            {_ts("traits.created_at")},
+            {_ts("traits.createdAt")}
         ) as date_joined,
         case when event_type = 'identify' then {_j("traits.is_active")}::boolean end
             as trait_is_active,
         nullif({_s("traits.account_id")}, '') as account_id,
         -- group
         nullif({_s("groupId")}, '') as group_id,
-        th_ts(nullif({_s("traits.subscription_start")}, '')) as subscription_start,
+        {_ts("traits.subscription_start")} as subscription_start,
         {_s("traits.name")} as account_name,
         -- track
         {_s("event")} as event,
         cast(
             case
-                when {_j("properties.value")} is null then {_money_text("properties.revenue")}
-                else {_money_text("properties.value")}
+                when {_j("properties.value")} is null then {_j("properties.revenue")}
+                else {_j("properties.value")}
             end as decimal(38, 6)
         ) as value,
         upper(nullif({_s("properties.currency")}, '')) as currency,
@@ -334,9 +351,6 @@ select * from others
 # the local part is cast as a timestamp (NULL for a date that does not exist,
 # e.g. 2024-02-30), then the offset is subtracted.
 _MACROS = f"""
-create or replace macro th_str(x) as case when left(x, 1) = '"' then
-    case when contains(x, '\\') then json_extract_string(x, '$') else x[2:-2] end
-end;
 create or replace macro th_utc(s) as case when regexp_matches(s, '{_TIMESTAMP}') then
     try_cast(
         case when s[-1] = 'Z' then s[1:-2] else s[1:-7] end as timestamp
@@ -344,11 +358,6 @@ create or replace macro th_utc(s) as case when regexp_matches(s, '{_TIMESTAMP}')
         (case when s[-6] = '-' then -1 else 1 end)
         * (cast(s[-5:-4] as integer) * 60 + cast(s[-2:] as integer))
     ) end
-end;
--- NULL when Python would reject it: also out of range once in UTC (years 0001-9999)
-create or replace macro th_ts(s) as case when th_utc(s)
-    between timestamp '0001-01-01' and timestamp '9999-12-31 23:59:59.999999'
-    then th_utc(s)
 end
 """
 
@@ -373,6 +382,10 @@ def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
             "line": pa.array(lines, pa.large_string()),
         }
     )
+
+
+# Lines per query of the vectorised path (see FastPath.run_table).
+SLICE_LINES = 25_000
 
 
 class FastPath:
@@ -415,17 +428,23 @@ class FastPath:
     ) -> FastRows:
         """`chunk`: line_number (int64) and line (text, without its line break)."""
         allowed = None if allowed_events is None else sorted(allowed_events)
-        self.con.register("th_chunk", chunk)
-        try:
-            self.con.execute(_FIELDS_QUERY)
-            found = self.con.sql(
-                f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
-                params={"allowed": allowed},
-            ).to_arrow_table()
-        finally:
-            self.con.unregister("th_chunk")
-            self.con.execute("drop table if exists th_fields")
-        return _split(found, source, received_at)
+        found = []
+        # A slice at a time: the parsed fields of a line take ~15 times its bytes in
+        # DuckDB, so slices bound the memory (and are faster: they stay in cache).
+        for start in range(0, max(chunk.num_rows, 1), SLICE_LINES):
+            self.con.register("th_chunk", chunk.slice(start, SLICE_LINES))
+            try:
+                self.con.execute(_FIELDS_QUERY)
+                found.append(
+                    self.con.sql(
+                        f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
+                        params={"allowed": allowed},
+                    ).to_arrow_table()
+                )
+            finally:
+                self.con.unregister("th_chunk")
+                self.con.execute("drop table if exists th_fields")
+        return _split(pa.concat_tables(found), source, received_at)
 
 
 def _custom(lines: list[str]) -> list[str | None]:
