@@ -384,8 +384,10 @@ def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
     )
 
 
-# Lines per query of the vectorised path (see FastPath.run_table).
-SLICE_LINES = 25_000
+# Lines per query of the vectorised path (see FastPath.run_table): the loader's
+# default batch. Smaller slices save little of a whole load's peak memory (~60 MiB
+# at 25,000, measured) and cost ~10% more CPU (each query is planned again).
+SLICE_LINES = 100_000
 
 
 class FastPath:
@@ -429,8 +431,8 @@ class FastPath:
         """`chunk`: line_number (int64) and line (text, without its line break)."""
         allowed = None if allowed_events is None else sorted(allowed_events)
         found = []
-        # A slice at a time: the parsed fields of a line take ~15 times its bytes in
-        # DuckDB, so slices bound the memory (and are faster: they stay in cache).
+        # A slice at a time: the parsed fields of a line take ~3 times its bytes in
+        # DuckDB, so a large --batch-size does not grow this working set with it.
         for start in range(0, max(chunk.num_rows, 1), SLICE_LINES):
             self.con.register("th_chunk", chunk.slice(start, SLICE_LINES))
             try:
