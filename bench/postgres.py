@@ -7,10 +7,14 @@
    tests left out: they do not depend on the data).
 
     .venv/bin/python bench/postgres.py [--events 1000000] [--fast] [--load-only]
-                                       [--baseline 860baca]
+                                       [--baseline 860baca] [--split]
 
 --load-only skips the dbt builds; --baseline also times the load by an older
-commit of trackhouse (into a second database, same server, same file).
+commit of trackhouse (into a second database, same server, same file); --split also
+measures where the load's time goes, into a third database: a process's start-up
+(`trackhouse load` of an empty file), then in this process, one step after the other,
+parsing each chunk (`loader.parse_chunk`, as `trackhouse load` does) and writing it
+(`writer.write_batch`), so that the writer can be set against `\\copy` alone.
 
 The server runs with fsync on unless --fast (the test-suite settings). Prints a
 table and writes bench/results/postgres.json. Not a test: nothing is asserted.
@@ -25,6 +29,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -92,6 +97,70 @@ def copy_ceiling(server: pg_server.PostgresServer, workdir: Path) -> tuple[float
     return seconds, rows
 
 
+def load_average() -> float:
+    """The 1-minute load average (the machine is shared: it says how busy it was)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def split(
+    server: pg_server.PostgresServer, data: Path, workdir: Path, base: dict[str, str]
+) -> dict[str, float]:
+    """A load's time in parts, into a database of its own: start-up (a whole
+    `trackhouse load` of an empty file: interpreter, imports, settings, connection,
+    schema check), then parse and write of each chunk one after the other in this
+    process (`trackhouse load` overlaps them when a file has several chunks)."""
+    from trackhouse import loader, privacy
+    from trackhouse.fastpath import FastPath
+    from trackhouse.settings import load_settings
+    from trackhouse.writer import write_batch
+
+    dbname = DBNAME + "_split"
+    server.create_database(dbname)
+    env = {**base, **server.env(dbname)}
+    timed_process([str(BIN / "trackhouse"), "init"], env, "trackhouse init (split)")
+    empty = workdir / "empty.ndjson"
+    empty.write_bytes(b"")
+    startup_s, _ = timed_process(
+        [str(BIN / "trackhouse"), "load", str(empty), "--no-progress"],
+        env,
+        "trackhouse load (an empty file)",
+    )
+    print("... parse, then write, chunk by chunk (in process)", file=sys.stderr, flush=True)
+    saved = dict(os.environ)
+    os.environ.update(server.env(dbname))
+    try:
+        settings = load_settings(project_dir=ROOT)
+        report = loader.LoadReport()
+        received_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        parse_s = write_s = 0.0
+        fast = FastPath()
+        with data.open("rb") as stream:
+            chunks = loader._chunks(stream, loader.BATCH_SIZE)
+            while True:
+                started = time.perf_counter()
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                batch = loader.parse_chunk(
+                    chunk,
+                    source=str(data.resolve()),
+                    received_at=received_at,
+                    allowed_events=None,
+                    report=report,
+                    fast=fast,
+                )
+                privacy.suppress(batch, settings, report)
+                parsed = time.perf_counter()
+                write_batch(settings, batch)
+                parse_s += parsed - started
+                write_s += time.perf_counter() - parsed
+        fast.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {"startup_seconds": startup_s, "parse_seconds": parse_s, "write_seconds": write_s}
+
+
 def dbt_build(env: dict[str, str], target: str) -> float:
     target_path = RESULTS / f"dbt-{target}"
     vars_ = orjson.dumps({"as_of": (END - dt.timedelta(days=1)).isoformat()}).decode()
@@ -111,7 +180,9 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="fsync off, as in the test suite")
     parser.add_argument("--load-only", action="store_true", help="skip the dbt builds")
     parser.add_argument("--baseline", help="an older commit whose load is timed too")
+    parser.add_argument("--split", action="store_true", help="start-up, parse and write apart")
     args = parser.parse_args()
+    load_before = load_average()
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = ROOT / "data" / f"bench-postgres-{args.events}.ndjson"
     data.parent.mkdir(exist_ok=True)
@@ -161,6 +232,7 @@ def main() -> None:
                 old_env,
                 f"trackhouse load (postgres, {args.baseline})",
             )
+        parts = split(server, data, workdir, base) if args.split else None
         pg_build_s = 0.0 if args.load_only else dbt_build(pg_env, "postgres")
         with server.connect() as conn:
             version = conn.execute("show server_version").fetchone()[0]
@@ -194,6 +266,12 @@ def main() -> None:
             "baseline_load_seconds": round(old_s, 2) if old_s else None,
             "baseline_load_vs_copy": round(old_s / copy_s, 2) if old_s else None,
             "dbt_build_seconds": round(pg_build_s, 2),
+            "split": (
+                {k: round(v, 2) for k, v in parts.items()}
+                | {"write_vs_copy": round(parts["write_seconds"] / copy_s, 2)}
+                if parts
+                else None
+            ),
         },
         "duckdb": {
             "load_seconds": round(duck_load_s, 2),
@@ -203,6 +281,7 @@ def main() -> None:
             round(pg_build_s / duck_build_s, 2) if duck_build_s else None
         ),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
+        "load_average": [load_before, load_average()],
     }
     (RESULTS / "postgres.json").write_text(json.dumps(result, indent=2))
     p, d = result["postgres"], result["duckdb"]
@@ -214,11 +293,21 @@ def main() -> None:
         f"  load / copy          {p['load_vs_copy']:8.2f} x",
         f"  baseline {args.baseline}: {p['baseline_load_seconds']} s, "
         f"{p['baseline_load_vs_copy']} x copy",
+    ]
+    if parts:
+        q = p["split"]
+        lines.append(
+            f"  split: start-up {q['startup_seconds']} s, parse {q['parse_seconds']} s, "
+            f"write {q['write_seconds']} s ({q['write_vs_copy']} x copy)"
+        )
+    lines += [
         "dbt build",
         f"  postgres             {p['dbt_build_seconds']:8.1f} s",
         f"  duckdb               {d['dbt_build_seconds']:8.1f} s"
         f"  (trackhouse load into duckdb: {d['load_seconds']:.1f} s)",
         f"  postgres / duckdb    {result['dbt_build_postgres_vs_duckdb']} x",
+        f"load average {result['load_average'][0]} at the start, "
+        f"{result['load_average'][1]} at the end",
         f"results: {RESULTS / 'postgres.json'}",
     ]
     print("\n" + "\n".join(lines))
