@@ -31,7 +31,10 @@ window_days=30)` on SQLite, on the same people, touchpoints and conversions.
    (repeats bounded by --django-calls and --django-budget seconds), and
    `attribute_conversions()` (last_touch, 30 days, valid only) in this venv
    (its first call copies the marts and prepares the conversion/touchpoint
-   pairs).
+   pairs), in both its forms: rows as dicts (in this process) and
+   `as_arrow=True`, a pyarrow.Table (in a fresh process of this venv, a worker
+   like the Django ones, which also checks that the table's rows are the
+   dicts).
 5. Answers compared per valid conversion: the app's attribution_data (it holds
    the 12 tracking parameters and the referrer, not the touchpoint) against
    trackhouse's row, and the chosen touchpoint itself, from one extra untimed
@@ -300,6 +303,8 @@ def worker(args: argparse.Namespace) -> None:
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     if args.worker == "load":
         result = worker_load(args.sqlite, Path(args.data))
+    elif args.worker == "arrow":
+        result = worker_arrow(args.calls)
     else:
         result = worker_time(args.sqlite, args.django_calls, args.django_budget)
     Path(args.result).write_text(json.dumps(result, default=str))
@@ -438,23 +443,27 @@ def export_marts(db: Path, data: Path) -> dict[str, Any]:
     }
 
 
-def time_trackhouse(calls: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def time_trackhouse(calls: int, as_arrow: bool = False) -> tuple[dict[str, Any], Any]:
+    """attribute_conversions() timed: the first call of this process, then `calls`
+    more; its figures and the first call's answer (dicts, or a pyarrow.Table)."""
     from trackhouse.query.attribution import attribute_conversions
     from trackhouse.settings import load_settings
 
+    form = "Arrow" if as_arrow else "dicts"
     settings = load_settings("duckdb", ROOT)
     started = clock()
-    rows = attribute_conversions(settings=settings)
+    answer = attribute_conversions(settings=settings, as_arrow=as_arrow)
     first_wall, first_cpu = since(started)
     first_load = load_average()
-    log(f"trackhouse: first call {first_wall * 1000:.0f} ms, {len(rows):,} rows")
-    walls, cpus = [], []
+    log(f"trackhouse ({form}): first call {first_wall * 1000:.0f} ms, {len(answer):,} rows")
+    walls, cpus, loads = [], [], []
     for _ in range(calls):
         started = clock()
-        attribute_conversions(settings=settings)
+        attribute_conversions(settings=settings, as_arrow=as_arrow)
         wall, cpu = since(started)
         walls.append(wall)
         cpus.append(cpu)
+        loads.append(load_average())
     figures = {
         "first_call_ms": round(first_wall * 1000, 1),
         "first_call_cpu_ms": round(first_cpu * 1000, 1),
@@ -462,14 +471,30 @@ def time_trackhouse(calls: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "repeated_calls": calls,
         "median_wall_ms": round(median(walls) * 1000, 1),
         "median_cpu_ms": round(median(cpus) * 1000, 1),
+        "call_load_averages": [min(loads), max(loads)],
         "load_average": load_average(),
-        "rows": len(rows),
+        "rows": len(answer),
     }
     log(
-        f"trackhouse: median {figures['median_wall_ms']} ms wall / {figures['median_cpu_ms']} ms"
-        f" CPU over {calls} calls (load average {figures['load_average']})"
+        f"trackhouse ({form}): median {figures['median_wall_ms']} ms wall /"
+        f" {figures['median_cpu_ms']} ms CPU over {calls} calls"
+        f" (load average {figures['load_average']})"
     )
-    return figures, rows
+    return figures, answer
+
+
+def worker_arrow(calls: int) -> dict[str, Any]:
+    """The Arrow form timed in a process of its own (its first call is a first call),
+    then one untimed call for dicts: are the table's rows the dicts?"""
+    import duckdb  # noqa: F401 - imported before its first call, as in the driver (export_marts)
+
+    from trackhouse.query.attribution import attribute_conversions
+    from trackhouse.settings import load_settings
+
+    figures, table = time_trackhouse(calls, as_arrow=True)
+    rows = attribute_conversions(settings=load_settings("duckdb", ROOT))
+    figures["same_rows_as_dicts"] = table.to_pylist() == rows
+    return figures
 
 
 def compare(
@@ -548,7 +573,7 @@ def main() -> None:
         help="stop repeating app calls once this many seconds are spent (at least one repeat)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the warehouse and SQLite file")
-    parser.add_argument("--worker", choices=("load", "time"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("load", "time", "arrow"), help=argparse.SUPPRESS)
     parser.add_argument("--sqlite", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -599,6 +624,10 @@ def main() -> None:
         run["django"] = {k: v for k, v in django.items() if k not in ("answers", "chosen_pk")}
         log("timing trackhouse")
         run["trackhouse"], rows = time_trackhouse(args.calls)
+        log("timing trackhouse's Arrow form in a fresh process")
+        run["trackhouse_arrow"] = run_worker(
+            Path(sys.executable), "--worker", "arrow", "--calls", str(args.calls)
+        )
         run["comparison"] = compare(rows, django, maps)
     finally:
         if args.keep:
@@ -606,28 +635,39 @@ def main() -> None:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    app, ours, same = run["django"], run["trackhouse"], run["comparison"]
+    app, same = run["django"], run["comparison"]
+    # The run's keys for each form: ratio_median, ratio_median_arrow, ...
+    forms = {
+        "attribute_conversions()": ("", run["trackhouse"]),
+        "attribute_conversions(as_arrow=True)": ("_arrow", run["trackhouse_arrow"]),
+    }
     app_median = app["median_wall_seconds"] or app["first_call_seconds"]
-    run["ratio_median"] = round(app_median * 1000 / ours["median_wall_ms"], 1)
-    run["ratio_first_call"] = round(app["first_call_seconds"] * 1000 / ours["first_call_ms"], 1)
+    for suffix, ours in forms.values():
+        run[f"ratio_median{suffix}"] = round(app_median * 1000 / ours["median_wall_ms"], 1)
+        run[f"ratio_first_call{suffix}"] = round(
+            app["first_call_seconds"] * 1000 / ours["first_call_ms"], 1
+        )
     print(
         f"\n{scale['touchpoints']:,} touchpoints, {scale['conversions']:,} conversions, "
         f"{scale['identities']:,} identities; {same['trackhouse_valid_conversions']:,} valid"
     )
-    print(f"{'':34} {'first call':>12} {'median wall':>12} {'median CPU':>11} {'load':>6}")
+    print(f"{'':38} {'first call':>12} {'median wall':>12} {'median CPU':>11} {'load':>6}")
     print(
-        f"{'django-attribution (SQLite)':34} {app['first_call_seconds']:11.2f}s"
+        f"{'django-attribution (SQLite)':38} {app['first_call_seconds']:11.2f}s"
         f" {app_median:11.2f}s {app['median_cpu_seconds'] or 0:10.2f}s"
         f" {app['first_call_load_average']:6.2f}"
     )
-    print(
-        f"{'trackhouse attribute_conversions':34} {ours['first_call_ms']:10.0f}ms"
-        f" {ours['median_wall_ms']:10.1f}ms {ours['median_cpu_ms']:9.1f}ms"
-        f" {ours['load_average']:6.2f}"
-    )
-    print(
-        f"ratio (app / trackhouse): median {run['ratio_median']}x, first {run['ratio_first_call']}x"
-    )
+    for label, (suffix, ours) in forms.items():
+        print(
+            f"{label:38} {ours['first_call_ms']:10.0f}ms"
+            f" {ours['median_wall_ms']:10.1f}ms {ours['median_cpu_ms']:9.1f}ms"
+            f" {ours['load_average']:6.2f}"
+        )
+        print(
+            f"    ratio (app / trackhouse): median {run[f'ratio_median{suffix}']}x,"
+            f" first {run[f'ratio_first_call{suffix}']}x"
+        )
+    print(f"Arrow rows equal the dicts: {run['trackhouse_arrow']['same_rows_as_dicts']}")
     print(
         f"same touchpoint {same['same_touchpoint']:,} / {same['in_both']:,}; same attribution_data"
         f" {same['same_attribution_data']:,}; disagreements {same['disagreements'] or 'none'}"

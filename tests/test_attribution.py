@@ -21,7 +21,9 @@ from trackhouse.loader import load_files
 from trackhouse.output import to_json
 from trackhouse.query import fetch, relation
 from trackhouse.query.attribution import (
+    COLUMNS,
     AttributionArgumentError,
+    arrow_schema,
     attribute_conversions,
     attribution_sql,
     parse_source_window,
@@ -452,6 +454,67 @@ def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
                             a["touchpoint_id"] != b["touchpoint_id"]
                             for a, b in zip(got, plain, strict=True)
                         )
+    # The comparison covered every kind of answer.
+    assert all(seen.values()), seen
+
+
+def test_arrow_rows_are_the_dict_rows(warehouse):
+    """attribute_conversions(..., as_arrow=True) (issue 16) is the same answer as a
+    pyarrow.Table: row by row and column by column the dicts, typed as the mart
+    (arrow_schema), for every model, window, per-source window, validity filter and
+    last non-direct. On DuckDB it is built from the prepared pairs' columns, not
+    from the dicts; on PostgreSQL from the fetched rows."""
+    demo = warehouse.tmp / "demo.ndjson"
+    write_demo_file(demo, users=60, days=60, seed=9, end=date(2024, 6, 1))
+    typed_in = page(
+        "2024-05-06T12:00:00Z",
+        f"{SHOP}/?utm_source=(direct)",
+        user_id="bob",
+        message_id="bob-typed",
+    )
+    events = warehouse.write_ndjson([*SEGMENT_EVENTS, typed_in])
+    load_files([demo, events], settings=warehouse.settings)
+    with Tracker(warehouse.settings, flush_interval=0) as tracker:
+        record_with_the_python_api(tracker)
+    warehouse.build("+conversion_attribution")
+    sources = [r["utm_source"] for r in warehouse.query(
+        f"select utm_source, count(*) as n from {relation('touchpoints', warehouse.settings)} "
+        "where utm_source is not null group by 1 order by 2 desc, 1 limit 2"
+    )]  # fmt: skip
+    schema = arrow_schema()
+    assert schema.names == list(COLUMNS)
+    seen = {"attributed": 0, "unattributed": 0, "invalid": 0, "direct_passed_over": 0}
+    for model, exclude_direct in (
+        ("first_touch", False),
+        ("last_touch", False),
+        ("last_touch", True),
+    ):
+        for window_days, source_windows in (
+            (0, None),
+            (7, None),
+            (30, {sources[0]: 2, sources[1]: 45}),
+            (365, {"default": 1, sources[0]: 0}),
+        ):
+            for valid_only in (True, False):
+                args = (model, window_days, source_windows, valid_only, warehouse.settings)
+                rows = attribute_conversions(*args, exclude_direct=exclude_direct)
+                table = attribute_conversions(*args, exclude_direct=exclude_direct, as_arrow=True)
+                assert table.schema == schema, args
+                assert table.to_pylist() == rows, args
+                assert [list(r) for r in table.to_pylist()] == [list(r) for r in rows]
+                seen["attributed"] += sum(r["touchpoint_id"] is not None for r in rows)
+                seen["unattributed"] += sum(r["touchpoint_id"] is None for r in rows)
+                seen["invalid"] += sum(not r["is_valid"] for r in rows)
+                if exclude_direct:
+                    plain = attribute_conversions(*args[:4], warehouse.settings, as_arrow=True)
+                    seen["direct_passed_over"] += sum(
+                        a != b
+                        for a, b in zip(
+                            table["touchpoint_id"].to_pylist(),
+                            plain["touchpoint_id"].to_pylist(),
+                            strict=True,
+                        )
+                    )
     # The comparison covered every kind of answer.
     assert all(seen.values()), seen
 

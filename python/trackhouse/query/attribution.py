@@ -27,19 +27,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import TrackhouseError, ValueErrorWithKnownValues
 from ..parsing import TRACKING_PARAMETERS
 from ..settings import Settings, load_settings
 from . import (
     double_type,
-    duckdb_binds,
     epoch_seconds,
     fetch_marts,
     relation,
     snapshot_derived,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch")
 MULTI_TOUCH_MODELS = ("linear", "position_based", "time_decay", "data_driven")
@@ -97,14 +99,10 @@ def _days(value: Any, name: str) -> int:
     return value
 
 
-def window_expression(
+def _window_days(
     window_days: int, source_windows: Mapping[str, int] | None
-) -> tuple[str, dict[str, Any]]:
-    """The window in days of a touchpoint as SQL over `utm_source`, with its binds.
-
-    Mirrors the dbt macro `attribution_window_days`: an exact, case-sensitive
-    source match, else `source_windows["default"]`, else `window_days`.
-    """
+) -> tuple[int, dict[str, int]]:
+    """The default window and the per-source windows (without "default"), checked."""
     default = _days(window_days, "window_days")
     windows = dict(source_windows or {})
     for source in windows:
@@ -115,13 +113,27 @@ def window_expression(
             )
     if "default" in windows:
         default = _days(windows.pop("default"), "source_windows['default']")
+    for source, days in sorted(windows.items()):
+        _days(days, f"source_windows[{source!r}]")
+    return default, windows
+
+
+def window_expression(
+    window_days: int, source_windows: Mapping[str, int] | None
+) -> tuple[str, dict[str, Any]]:
+    """The window in days of a touchpoint as SQL over `utm_source`, with its binds.
+
+    Mirrors the dbt macro `attribution_window_days`: an exact, case-sensitive
+    source match, else `source_windows["default"]`, else `window_days`.
+    """
+    default, windows = _window_days(window_days, source_windows)
     if not windows:
         return str(default), {}
     params: dict[str, Any] = {}
     cases = []
     for i, (source, days) in enumerate(sorted(windows.items())):
         params[f"source_{i}"] = source
-        cases.append(f"when :source_{i} then {_days(days, f'source_windows[{source!r}]')}")
+        cases.append(f"when :source_{i} then {days}")
     return f"case utm_source {' '.join(cases)} else {default} end", params
 
 
@@ -226,7 +238,8 @@ def attribute_conversions(
     valid_only: bool = True,
     settings: Settings | None = None,
     exclude_direct: bool = False,
-) -> list[dict[str, Any]]:
+    as_arrow: bool = False,
+) -> list[dict[str, Any]] | pa.Table:
     """One row per conversion: the touchpoint credited under `model`, with its
     12 tracking parameters and referrer (None when unattributed), ordered by
     conversion time. The seed's ``Conversion.objects.valid().with_attribution(
@@ -237,7 +250,14 @@ def attribute_conversions(
     conversion has nothing else (the `last_non_direct_touchpoint_id` of the
     `conversion_paths` mart).
 
+    `as_arrow=True` returns the same rows as a `pyarrow.Table` instead of dicts:
+    the columns of `COLUMNS` in that order, typed as the mart (`arrow_schema()`).
+    On DuckDB it is built from columns without a Python object per value, the
+    fast way to a DataFrame (``.to_pandas()``, ``polars.from_arrow``); on
+    PostgreSQL the fetched rows are converted.
+
     >>> attribute_conversions("first_touch", window_days=7, source_windows={"google": 14})
+    >>> attribute_conversions(as_arrow=True).to_pandas()
     """
     settings = settings or load_settings()
     sql, params = attribution_sql(
@@ -247,23 +267,60 @@ def attribute_conversions(
         index = snapshot_derived(
             settings, _INDEX_MARTS, "attribution", lambda memory: _TouchIndex(memory, settings)
         )
-        return index.attribute(model, window_days, source_windows, valid_only, exclude_direct)
+        return index.attribute(
+            model, window_days, source_windows, valid_only, exclude_direct, as_arrow
+        )
     rows = fetch_marts(sql, params, settings, _INDEX_MARTS)
     for row in rows:
         # The same types on both targets (DuckDB returns the literal as str anyway).
         if row["window_days"] is not None:
             row["window_days"] = int(row["window_days"])
         row["eligible_touchpoints"] = int(row["eligible_touchpoints"])
+    if as_arrow:
+        import pyarrow as pa
+
+        return pa.Table.from_pylist(rows, schema=arrow_schema())
     return rows
 
 
+def arrow_schema() -> pa.Schema:
+    """The columns of `attribute_conversions(..., as_arrow=True)`: `COLUMNS`, typed
+    as the `conversion_attribution` mart's."""
+    import pyarrow as pa
+
+    types = dict.fromkeys(COLUMNS, pa.string())
+    types.update(
+        touched_at=pa.timestamp("us"),
+        converted_at=pa.timestamp("us"),
+        value=pa.decimal128(18, 2),
+        is_valid=pa.bool_(),
+        window_days=pa.int32(),
+        eligible_touchpoints=pa.int64(),
+    )
+    return pa.schema(list(types.items()))
+
+
 _INDEX_MARTS = ("conversions", "touchpoints")
-# Ranks a non-direct touchpoint above every direct one (last non-direct click).
-_NOT_DIRECT = 1 << 40
+# A pair is inside a window of n days when its age (converted_at - touched_at, in
+# microseconds) is at most n days: the mart's `touched_at >= converted_at - n * interval
+# '1 day'` on timestamps without time zone (microseconds, days of 86,400 s).
+_DAY_US = 86_400_000_000
+# Windows longer than any age (some 290,000 years) are clamped rather than overflow.
+_MAX_US = 2**63 - 1
 _CONVERSION_COLUMNS = (
     "conversion_id", "stitched_id", "event", "converted_at", "value", "currency", "is_valid"
 )  # fmt: skip
 _TOUCHPOINT_COLUMNS = ("touchpoint_id", "touched_at", *TRACKING_COLUMNS, "referrer", "channel")
+
+
+class _Conversions(NamedTuple):
+    """The conversions a call lists (all of them, or the valid ones), in the
+    output's order: their columns, and where each one's pairs lie in the pair
+    arrays (`lo` up to `hi`, excluded)."""
+
+    table: pa.Table
+    lo: pa.Array
+    hi: pa.Array
 
 
 class _TouchIndex:
@@ -271,18 +328,24 @@ class _TouchIndex:
 
     Built once per in-memory copy of the marts (taken again when the warehouse
     changes): every pair of a conversion and a touchpoint of its stitched identity
-    strictly before it, with its position in (touched_at, touchpoint_id) order —
-    what every window has in common. A call then keeps the pairs inside its window
-    (the mart's predicate, word for word: ``touched_at >= converted_at - window *
-    interval '1 day'``), picks the first or last per conversion in SQL, and fills
-    rows prepared once per copy: each conversion's columns, and each touchpoint's
-    (read by rowid from the copied mart) the first time it is chosen. The rows equal
-    `attribution_sql`'s (tests/test_attribution.py compares both on every window).
+    strictly before it, as Arrow arrays sorted by (conversion, position in
+    (touched_at, touchpoint_id) order) — what every window has in common — with
+    each pair's age (converted_at - touched_at). A call is then a few vectorised
+    passes over the pairs, no per-pair Python: the mask of pairs inside its window
+    (the mart's predicate, `_DAY_US`), a running count of the mask, and per
+    conversion, from the counts at the two ends of its pairs, how many are eligible
+    and the first or last of them. The chosen pairs' touchpoint columns are taken
+    from the touchpoint columns held in pair order; for dicts, each conversion's
+    row is prepared on the first call for dicts and each touchpoint's columns the
+    first time it is chosen. The rows equal `attribution_sql`'s
+    (tests/test_attribution.py compares both on every window).
     """
 
     def __init__(self, memory: Any, settings: Settings) -> None:
-        self.memory = memory
-        self.touchpoints_mart = relation("touchpoints", settings)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        touchpoints_mart = relation("touchpoints", settings)
         # Our own tables, in the private in-memory database of the copy (replaced if an
         # earlier build of them was interrupted).
         memory.execute("create schema if not exists trackhouse_index")
@@ -301,54 +364,198 @@ class _TouchIndex:
             select
                 c.ci,
                 t.rowid as ti,
-                c.is_valid,
-                c.converted_at,
-                t.touched_at,
+                epoch_us(c.converted_at) - epoch_us(t.touched_at) as age_us,
                 t.utm_source,
-                coalesce(t.channel = 'Direct', false) as is_direct,
+                not coalesce(t.channel = 'Direct', false) as not_direct,
                 row_number() over (
                     partition by c.ci order by t.touched_at, t.touchpoint_id
                 ) as position
             from trackhouse_index.conversions as c
-            inner join {self.touchpoints_mart} as t
+            inner join {touchpoints_mart} as t
                 on c.stitched_id = t.stitched_id and t.touched_at < c.converted_at
-            order by c.ci
             """
         )
-        self.conversions: list[dict[str, Any]] = []
-        cursor = memory.cursor()
-        try:
-            cursor.execute(
-                f"select {', '.join(_CONVERSION_COLUMNS)} "
-                "from trackhouse_index.conversions order by ci"
+        pairs = memory.sql(
+            "select ti, age_us, utm_source, not_direct "
+            "from trackhouse_index.pairs order by ci, position"
+        ).to_arrow_table()
+        self.pair_ti = pairs["ti"].combine_chunks()
+        self.pair_age = pairs["age_us"].combine_chunks()
+        self.pair_not_direct = pairs["not_direct"].combine_chunks()
+        # utm_source as a code per pair (the last code: NULL) for per-source windows.
+        sources = pc.dictionary_encode(pairs["utm_source"]).combine_chunks()
+        self.sources: list[str] = sources.dictionary.to_pylist()
+        self.pair_source = pc.fill_null(sources.indices, len(self.sources))
+        # The copy is created at once and never changed: its rowids are 0..n-1, so a
+        # touchpoint's rowid (ti) is its row here.
+        touchpoints = memory.sql(
+            f"select {', '.join(_TOUCHPOINT_COLUMNS)} from {touchpoints_mart} order by rowid"
+        ).to_arrow_table()
+        self.touchpoint_count = touchpoints.num_rows
+        # The touchpoint columns by pair: a call takes the chosen pairs' values in
+        # increasing pair order, reading these columns front to back rather than all
+        # over the touchpoints'. Columns with few distinct values (sources, channels,
+        # referrers) are dictionary-encoded (`touchpoint_values`: their dictionaries'
+        # values as Python objects, shared by the dicts of the rows); a column of NULLs
+        # only is kept as it is, and not taken from.
+        self.pair_columns: dict[str, pa.Array] = {}
+        self.touchpoint_values: dict[str, list[Any]] = {}
+        for name in _TOUCHPOINT_COLUMNS:
+            column = touchpoints[name].combine_chunks()
+            if column.null_count == len(column):
+                self.pair_columns[name] = column
+                continue
+            if name != "touchpoint_id" and pa.types.is_string(column.type):  # the id: unique
+                encoded = pc.dictionary_encode(column)
+                if len(encoded.dictionary) * 4 <= len(column):
+                    self.touchpoint_values[name] = encoded.dictionary.to_pylist()
+                    column = encoded
+            self.pair_columns[name] = column.take(self.pair_ti)
+        bounds = memory.sql(
+            """
+            with counted as (
+                select conversions.ci, coalesce(paired.n, 0) as n
+                from trackhouse_index.conversions as conversions
+                left join (
+                    select ci, count(*) as n from trackhouse_index.pairs group by ci
+                ) as paired using (ci)
             )
-            for values in cursor.fetchall():
-                row = dict.fromkeys(COLUMNS)
-                row.update(zip(_CONVERSION_COLUMNS, values, strict=True))
-                row["eligible_touchpoints"] = 0
-                self.conversions.append(row)
-        finally:
-            cursor.close()
-        self.touchpoints: dict[int, dict[str, Any]] = {}
+            select
+                cast(sum(n) over (order by ci) - n as bigint) as lo,
+                cast(sum(n) over (order by ci) as bigint) as hi
+            from counted
+            order by ci
+            """
+        ).to_arrow_table()
+        table = memory.sql(
+            f"select {', '.join(_CONVERSION_COLUMNS)} from trackhouse_index.conversions order by ci"
+        ).to_arrow_table()
+        lo = bounds["lo"].combine_chunks()
+        hi = bounds["hi"].combine_chunks()
+        self.all = _Conversions(table, lo, hi)
+        valid = pc.fill_null(table["is_valid"], False).combine_chunks()
+        self.valid = _Conversions(table.filter(valid), lo.filter(valid), hi.filter(valid))
+        self.zero = pa.array([0], pa.int64())
+        # Everything a call needs of the pairs is in the arrays above.
+        memory.execute("drop table trackhouse_index.pairs")
+        # For dicts, made on the first call that returns them (see _conversion_rows).
+        self.memory = memory
+        self.conversion_rows: dict[bool, list[dict[str, Any]]] = {}
+        self.touchpoint_rows: list[dict[str, Any] | None] = [None] * self.touchpoint_count
         self.lock = threading.Lock()
 
-    def _touchpoint_rows(self, wanted: set[int]) -> dict[int, dict[str, Any]]:
-        """The touchpoint columns of the touchpoints `wanted` (by rowid), read once."""
+    def _choose(
+        self,
+        conversions: _Conversions,
+        model: str,
+        window_days: int,
+        source_windows: Mapping[str, int] | None,
+        exclude_direct: bool,
+    ) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """Per conversion: the chosen pair, the window that applied to it (both null
+        when no touchpoint is eligible), and how many touchpoints are eligible."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        default, windows = _window_days(window_days, source_windows)
+        if windows:
+            days = [windows.get(source, default) for source in self.sources] + [default]
+            limit = pa.array([min(d * _DAY_US, _MAX_US) for d in days], pa.int64())
+            eligible = pc.less_equal(self.pair_age, pc.take(limit, self.pair_source))
+        else:
+            eligible = pc.less_equal(self.pair_age, min(default * _DAY_US, _MAX_US))
+
+        def ends(mask: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+            """The pairs of `mask`, and per conversion how many of them come before
+            its pairs and up to its last pair."""
+            running = pa.concat_arrays([self.zero, pc.cumulative_sum(pc.cast(mask, pa.int64()))])
+            before = pc.take(running, conversions.lo)
+            through = pc.take(running, conversions.hi)
+            return pc.indices_nonzero(mask), before, through
+
+        pairs, before, through = ends(eligible)
+        count = pc.subtract(through, before)
+        attributed = pc.greater(count, 0)
+        # The k-th marked pair overall is pairs[k]: a conversion's first is
+        # pairs[before], its last pairs[through - 1].
+        nth = before if model == "first_touch" else pc.subtract(through, 1)
+        chosen = pc.take(pairs, pc.if_else(attributed, nth, None))
+        if exclude_direct:
+            # The last non-direct eligible pair where there is one.
+            kept, kept_before, kept_through = ends(pc.and_(eligible, self.pair_not_direct))
+            last_kept = pc.if_else(
+                pc.greater(kept_through, kept_before), pc.subtract(kept_through, 1), None
+            )
+            chosen = pc.coalesce(pc.take(kept, last_kept), chosen)
+        if windows:
+            window = pc.take(pa.array(days, pa.int32()), pc.take(self.pair_source, chosen))
+        else:
+            window = pc.if_else(attributed, pa.scalar(default, pa.int32()), None)
+        return chosen, window, count
+
+    def _touchpoint_column(self, name: str, chosen: pa.Array) -> pa.Array:
+        """The touchpoint column `name` of the `chosen` pairs (null at null)."""
+        import pyarrow as pa
+
+        column = self.pair_columns[name]
+        if column.null_count == len(column):
+            return pa.nulls(len(chosen), column.type)
+        taken = column.take(chosen)
+        return taken.dictionary_decode() if name in self.touchpoint_values else taken
+
+    def _conversion_rows(self, valid_only: bool) -> list[dict[str, Any]]:
+        """Each conversion's row with its columns (the touchpoint's None, no eligible
+        touchpoints), in the order of `all` or `valid`: what a call copies and fills."""
         with self.lock:
-            missing = sorted(wanted.difference(self.touchpoints))
-            if missing:
+            if not self.conversion_rows:
                 cursor = self.memory.cursor()
                 try:
                     cursor.execute(
-                        f"select rowid, {', '.join(_TOUCHPOINT_COLUMNS)} "
-                        f"from {self.touchpoints_mart} where rowid in (select unnest($1))",
-                        [missing],
+                        f"select {', '.join(_CONVERSION_COLUMNS)} "
+                        "from trackhouse_index.conversions order by ci"
                     )
-                    for ti, *values in cursor.fetchall():
-                        self.touchpoints[ti] = dict(zip(_TOUCHPOINT_COLUMNS, values, strict=True))
+                    fetched = cursor.fetchall()
                 finally:
                     cursor.close()
-            return self.touchpoints
+                empty = {**dict.fromkeys(COLUMNS), "eligible_touchpoints": 0}
+                rows = [
+                    {**empty, **dict(zip(_CONVERSION_COLUMNS, values, strict=True))}
+                    for values in fetched
+                ]
+                self.conversion_rows[False] = rows
+                self.conversion_rows[True] = [row for row in rows if row["is_valid"]]
+            return self.conversion_rows[valid_only]
+
+    def _touchpoint_rows(self, tis: list[int | None], chosen: pa.Array) -> list[Any]:
+        """The touchpoint columns as dicts, by touchpoint (ti): those of the `chosen`
+        pairs (touchpoints `tis`) made the first time they are chosen.
+
+        Filling rows from these dicts is mostly waiting for memory, so they touch
+        as few places as they can: the values of dictionary-encoded columns are
+        shared objects, and the dicts (with their other values) are made in the
+        order they were first asked for, conversion after conversion, which later
+        calls for similar windows read them in much the same order."""
+        import pyarrow as pa
+
+        with self.lock:
+            rows = self.touchpoint_rows
+            new = [i for i, ti in enumerate(tis) if ti is not None and rows[ti] is None]
+            if new:
+                at = chosen.take(pa.array(new, pa.int64()))
+                columns = []
+                for name, column in self.pair_columns.items():
+                    if column.null_count == len(column):
+                        columns.append([None] * len(new))
+                    elif name in self.touchpoint_values:
+                        values = self.touchpoint_values[name]
+                        codes = column.indices.take(at).to_pylist()
+                        columns.append([None if c is None else values[c] for c in codes])
+                    else:
+                        columns.append(column.take(at).to_pylist())
+                for i, values in zip(new, zip(*columns, strict=True), strict=True):
+                    if rows[tis[i]] is None:  # not a touchpoint met earlier in `new`
+                        rows[tis[i]] = dict(zip(_TOUCHPOINT_COLUMNS, values, strict=True))
+            return rows
 
     def attribute(
         self,
@@ -357,51 +564,48 @@ class _TouchIndex:
         source_windows: Mapping[str, int] | None,
         valid_only: bool,
         exclude_direct: bool,
-    ) -> list[dict[str, Any]]:
-        window, params = window_expression(window_days, source_windows)
-        pick = "arg_min" if model == "first_touch" else "arg_max"
-        rank = (
-            f"position + case when is_direct then 0 else {_NOT_DIRECT} end"
-            if exclude_direct
-            else "position"
+        as_arrow: bool,
+    ) -> list[dict[str, Any]] | pa.Table:
+        import pyarrow as pa
+
+        conversions = self.valid if valid_only else self.all
+        chosen, window, count = self._choose(
+            conversions, model, window_days, source_windows, exclude_direct
         )
-        valid = "where is_valid" if valid_only else ""
-        sql = f"""
-            with windowed as (
-                select ci, ti, position, is_direct, converted_at, touched_at,
-                    {window} as window_days
-                from trackhouse_index.pairs
-                {valid}
-            ),
-            eligible as (
-                select * from windowed
-                where touched_at >= converted_at - window_days * interval '1 day'
+        if as_arrow:
+            columns = dict(
+                zip(conversions.table.column_names, conversions.table.columns, strict=True)
             )
-            select ci, {pick}(ti, {rank}), {pick}(window_days, {rank}), count(*)
-            from eligible
-            group by ci
-        """
-        cursor = self.memory.cursor()
-        try:
-            cursor.execute(duckdb_binds(sql, params), params)
-            chosen = {ci: (ti, days, n) for ci, ti, days, n in cursor.fetchall()}
-        finally:
-            cursor.close()
-        touchpoints = self._touchpoint_rows({ti for ti, _, _ in chosen.values()})
-        rows = []
-        for ci, conversion in enumerate(self.conversions):
-            if valid_only and not conversion["is_valid"]:
-                continue
-            row = conversion.copy()
-            row["attribution_model"] = model
-            hit = chosen.get(ci)
-            if hit is not None:
-                ti, days, n = hit
-                row.update(touchpoints[ti])
-                row["window_days"] = int(days)
-                row["eligible_touchpoints"] = n
-            rows.append(row)
-        return rows
+            for name in _TOUCHPOINT_COLUMNS:
+                columns[name] = self._touchpoint_column(name, chosen)
+            columns.update(
+                attribution_model=pa.repeat(pa.scalar(model), len(chosen)),
+                window_days=window,
+                eligible_touchpoints=count,
+            )
+            return pa.Table.from_arrays([columns[c] for c in COLUMNS], schema=arrow_schema())
+        tis = self.pair_ti.take(chosen).to_pylist()
+        touchpoints = self._touchpoint_rows(tis, chosen)
+        # A prepared row copied and updated ({**row, ...}) is faster than a dict built
+        # from its 26 values.
+        return [
+            {**row, "attribution_model": model}
+            if t is None
+            else {
+                **row,
+                **touchpoints[t],  # type: ignore[dict-item]
+                "attribution_model": model,
+                "window_days": days,
+                "eligible_touchpoints": n,
+            }
+            for row, t, days, n in zip(
+                self._conversion_rows(valid_only),
+                tis,
+                window.to_pylist(),
+                count.to_pylist(),
+                strict=True,
+            )
+        ]
 
 
 # -- multi-touch credits: the attribution_credits mart, for any window --------
