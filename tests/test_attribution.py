@@ -399,15 +399,12 @@ def test_the_query_api_answers_from_each_build_and_holds_no_lock(warehouse):
     assert list(after.values()) == mart_rows(warehouse, "last_touch", valid_only=True)
 
 
-@pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
-def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
-    """On DuckDB, repeated attribute_conversions calls answer from conversion-touchpoint
-    pairs prepared once per copy of the marts (issue 16). For every model, window,
-    per-source window, validity filter and last non-direct, the answer must be the
-    rows of the query that other targets run (attribution_sql), in the same order."""
+def _demo_with_the_story(warehouse, *, users: int, seed: int) -> list[str]:
+    """Demo events, the Segment story, bob typing the address in after his facebook
+    visit (last non-direct passes it over) and the Python API's records, built up to
+    conversion_attribution; the three most frequent utm_source values."""
     demo = warehouse.tmp / "demo.ndjson"
-    write_demo_file(demo, users=80, days=60, seed=5, end=date(2024, 6, 1))
-    # bob types the address in after his facebook visit: last non-direct passes it over.
+    write_demo_file(demo, users=users, days=60, seed=seed, end=date(2024, 6, 1))
     typed_in = page(
         "2024-05-06T12:00:00Z",
         f"{SHOP}/?utm_source=(direct)",
@@ -419,10 +416,19 @@ def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
     with Tracker(warehouse.settings, flush_interval=0) as tracker:
         record_with_the_python_api(tracker)
     warehouse.build("+conversion_attribution")
-    sources = [r["utm_source"] for r in warehouse.query(
-        "select utm_source, count(*) as n from touchpoints where utm_source is not null "
-        "group by 1 order by 2 desc, 1 limit 3"
+    return [r["utm_source"] for r in warehouse.query(
+        f"select utm_source, count(*) as n from {relation('touchpoints', warehouse.settings)} "
+        "where utm_source is not null group by 1 order by 2 desc, 1 limit 3"
     )]  # fmt: skip
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
+def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
+    """On DuckDB, repeated attribute_conversions calls answer from conversion-touchpoint
+    pairs prepared once per copy of the marts (issue 16). For every model, window,
+    per-source window, validity filter and last non-direct, the answer must be the
+    rows of the query that other targets run (attribution_sql), in the same order."""
+    sources = _demo_with_the_story(warehouse, users=80, seed=5)
     assert len(sources) == 3
     per_source = [None, {sources[0]: 2, sources[1]: 45}, {"default": 1, sources[2]: 0}]
     seen = {"attributed": 0, "unattributed": 0, "direct_passed_over": 0}
@@ -464,23 +470,7 @@ def test_arrow_rows_are_the_dict_rows(warehouse):
     (arrow_schema), for every model, window, per-source window, validity filter and
     last non-direct. On DuckDB it is built from the prepared pairs' columns, not
     from the dicts; on PostgreSQL from the fetched rows."""
-    demo = warehouse.tmp / "demo.ndjson"
-    write_demo_file(demo, users=60, days=60, seed=9, end=date(2024, 6, 1))
-    typed_in = page(
-        "2024-05-06T12:00:00Z",
-        f"{SHOP}/?utm_source=(direct)",
-        user_id="bob",
-        message_id="bob-typed",
-    )
-    events = warehouse.write_ndjson([*SEGMENT_EVENTS, typed_in])
-    load_files([demo, events], settings=warehouse.settings)
-    with Tracker(warehouse.settings, flush_interval=0) as tracker:
-        record_with_the_python_api(tracker)
-    warehouse.build("+conversion_attribution")
-    sources = [r["utm_source"] for r in warehouse.query(
-        f"select utm_source, count(*) as n from {relation('touchpoints', warehouse.settings)} "
-        "where utm_source is not null group by 1 order by 2 desc, 1 limit 2"
-    )]  # fmt: skip
+    sources = _demo_with_the_story(warehouse, users=60, seed=9)
     schema = arrow_schema()
     assert schema.names == list(COLUMNS)
     seen = {"attributed": 0, "unattributed": 0, "invalid": 0, "direct_passed_over": 0}
