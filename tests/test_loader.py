@@ -7,14 +7,17 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackhouse import loader
+from trackhouse.engine import get_engine
 from trackhouse.loader import load_files
 
 from factories import identify, page, track
@@ -152,6 +155,53 @@ def test_loading_the_same_file_twice_changes_nothing(warehouse):
     assert second.accepted == 0 and second.duplicates == len(GOOD)
     assert second.received == second.accepted + second.rejected + second.duplicates
     assert {t: warehouse.raw(t) for t in snapshot} == snapshot
+
+
+def test_threads_of_one_process_loading_at_once_lose_nothing(warehouse):
+    """An app loads from several threads into one warehouse, each load writing a
+    batch per event (a connection opened and closed each time). On DuckDB the
+    threads share the file's database instance, which closes with its last
+    connection; a thread that opened the file while another's close was still
+    under way failed with "Unique file handle conflict" (a CI run met it).
+    Every load must land every event and raise nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads, per_thread = 3, 40
+
+    def one_load(n: int) -> loader.LoadReport:
+        events = [
+            track(
+                f"2024-05-01T10:{i % 60:02d}:00Z", "click", user_id=f"t{n}", message_id=f"t{n}-{i}"
+            )
+            for i in range(per_thread)
+        ]
+        report = loader.LoadReport()
+        stream = io.BytesIO(b"".join(orjson.dumps(e) + b"\n" for e in events))
+        loader.load_stream(
+            stream, f"thread-{n}", settings=warehouse.settings, report=report, batch_size=1
+        )
+        return report
+
+    done = threading.Event()
+
+    def count_while_loading() -> int:
+        # another thread of the app reads through the engine meanwhile
+        reads = 0
+        while not done.is_set() and reads < 500:
+            with get_engine(warehouse.settings).connect() as conn:
+                conn.execute(sa.text("select 1")).scalar()
+            reads += 1
+        return reads
+
+    with ThreadPoolExecutor(max_workers=threads + 1) as pool:
+        reader = pool.submit(count_while_loading)
+        reports = list(pool.map(one_load, range(threads)))
+        done.set()
+        assert reader.result() > 0
+    assert [(r.received, r.accepted, r.rejected) for r in reports] == [
+        (per_thread, per_thread, 0)
+    ] * threads
+    assert warehouse.count("events") == threads * per_thread
 
 
 def test_duplicate_message_ids_within_a_file_count_once(warehouse):

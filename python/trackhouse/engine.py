@@ -101,12 +101,44 @@ def dispose_engines() -> None:
         engine.dispose()
 
 
+# How long a connect waits for this process's own last connection to a DuckDB
+# file to finish closing (see `_connect_duckdb`); milliseconds in practice.
+HANDOFF_TIMEOUT_SECONDS = 10.0
+
+
+def _is_handoff_error(exc: BaseException) -> bool:
+    return "Unique file handle conflict" in str(exc)
+
+
+def _connect_duckdb(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a DuckDB file, riding out this process's own hand-off.
+
+    Threads of one process share one database instance per file, which closes with
+    its last connection. A thread that connects while another thread's last
+    connection is still closing finds the file attached by the closing instance
+    ("Unique file handle conflict"); the loader's writer thread and the main
+    thread reading the suppression list do exactly that. The conflict lasts
+    until the close completes, so the connect is retried for a moment."""
+    deadline = time.monotonic() + HANDOFF_TIMEOUT_SECONDS
+    delay = 0.001
+    while True:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if not _is_handoff_error(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 def _create(url: str, is_duckdb: bool, read_only: bool) -> Engine:
     if is_duckdb:
         # No pool: a DuckDB file admits one writing process, so trackhouse opens
         # it only for the moment it writes or reads, and dbt can run in between.
         args = {"read_only": True} if read_only else {}
-        return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+        sa.event.listen(engine, "do_connect", _connect_duckdb)
+        return engine
     # A bounded connect: a drain thread must notice an unreachable server and retry.
     args = {"connect_timeout": 10}
     if read_only:
@@ -130,6 +162,11 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return _engine(settings.sqlalchemy_url, settings.is_duckdb)
 
 
+def _timeout() -> float:
+    timeout = _lock_timeout.get()
+    return LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
@@ -148,9 +185,39 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
         ensure_raw_tables(settings)
         yield DriverConnection(settings)
         return
+    if settings.is_duckdb:
+        # Threads of this process take turns, as processes do by the file lock:
+        # two write transactions at once in one instance conflict (same batch
+        # numbers, same new ids).
+        lock = _file_lock(settings)
+        if not lock.acquire(timeout=_timeout()):
+            raise WarehouseBusyError(
+                f"the DuckDB file {settings.duckdb_path} is held by another thread of this "
+                f"process for more than {_timeout():.0f}s; wait for it to finish and retry, "
+                "or raise TRACKHOUSE_LOCK_TIMEOUT."
+            )
+        try:
+            with _raw_connection(settings) as driver:
+                yield driver
+        finally:
+            lock.release()
+        return
+    with _raw_connection(settings) as driver:
+        yield driver
+
+
+_file_locks: dict[str, threading.RLock] = {}
+
+
+def _file_lock(settings: Settings) -> threading.RLock:
+    with _engines_lock:
+        return _file_locks.setdefault(str(settings.duckdb_path), threading.RLock())
+
+
+@contextmanager
+def _raw_connection(settings: Settings) -> Iterator[Any]:
     engine = get_engine(settings)
-    timeout = _lock_timeout.get()
-    timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+    timeout = _timeout()
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -178,6 +245,7 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
 
 
 _initialised: set[tuple[str, str]] = set()
+_initialising = threading.Lock()
 
 
 def ensure_schema(settings: Settings) -> None:
@@ -190,8 +258,11 @@ def ensure_schema(settings: Settings) -> None:
     key = (settings.sqlalchemy_url, settings.raw_schema)
     if key in _initialised:
         return
-    init_schema(get_engine(settings), settings.raw_schema)
-    _initialised.add(key)
+    # One thread creates it: two creating the same schema at once conflict.
+    with _initialising:
+        if key not in _initialised:
+            init_schema(get_engine(settings), settings.raw_schema)
+            _initialised.add(key)
 
 
 def read_engine(settings: Settings | None = None) -> Engine:
