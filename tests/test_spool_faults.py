@@ -285,6 +285,56 @@ def test_a_read_waits_for_a_writer_mid_commit(warehouse, monkeypatch):
         holder.wait(timeout=60)
 
 
+def test_reads_and_writes_from_threads_of_one_app_wait_for_each_other(warehouse):
+    """An app with an in-app drain thread writing and a request thread querying: DuckDB
+    admits one configuration per file in a process, so a read-only open while the
+    drain has the file open to write failed at once with DuckDB's "different
+    configuration" error, and so did a write while a read was open. Each waits for
+    the other instead, as it waits for another process."""
+    if not warehouse.settings.is_duckdb:
+        pytest.skip("PostgreSQL readers and writers never wait for each other (MVCC)")
+    import threading
+
+    from trackhouse.engine import raw_connection, read_connection
+    from trackhouse.loader import load_files
+
+    from factories import track
+
+    settings = warehouse.settings
+    ensure_schema(settings)
+    opened, release = threading.Event(), threading.Event()
+
+    def hold(open_it) -> None:
+        with open_it(settings):
+            opened.set()
+            release.wait(30)
+
+    # a writer thread holds the file; the query waits for it, then answers
+    writer = threading.Thread(target=hold, args=(raw_connection,))
+    writer.start()
+    assert opened.wait(30)
+    threading.Timer(1.0, release.set).start()
+    assert fetch("select count(*) as n from trackhouse_raw.events", settings=settings) == [{"n": 0}]
+    assert release.is_set(), "the read did not wait for the writer thread"
+    writer.join(30)
+
+    # a reader thread has the file open read-only; the load waits for it, then lands
+    opened.clear(), release.clear()
+    reader = threading.Thread(target=hold, args=(read_connection,))
+    reader.start()
+    assert opened.wait(30)
+    threading.Timer(1.0, release.set).start()
+    events = [
+        track("2024-03-01T10:00:00Z", "click", user_id=f"u{i}", message_id=f"m{i}")
+        for i in range(3)
+    ]
+    report = load_files([warehouse.write_ndjson(events)], settings=settings)
+    assert release.is_set(), "the load did not wait for the reader thread"
+    reader.join(30)
+    assert (report.received, report.accepted) == (3, 3)
+    assert warehouse.count("events") == 3
+
+
 def test_a_query_during_dbt_build(warehouse, monkeypatch):
     """A read during a dbt run: PostgreSQL answers at once; DuckDB retries until
     the build has released the file. The build is not disturbed either way."""

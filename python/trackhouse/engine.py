@@ -168,8 +168,15 @@ def _timeout() -> float:
 
 
 def _is_lock_error(exc: BaseException) -> bool:
+    """Another process holds the file, or another thread of this one has it open
+    the other way (read-only while this opens it to write, or the converse: DuckDB
+    admits one configuration per file in a process)."""
     text = str(exc)
-    return "Could not set lock" in text or "Conflicting lock" in text
+    return (
+        "Could not set lock" in text
+        or "Conflicting lock" in text
+        or "different configuration than existing connections" in text
+    )
 
 
 @contextmanager
@@ -230,7 +237,8 @@ def _raw_connection(settings: Settings) -> Iterator[Any]:
             if time.monotonic() > deadline:
                 raise WarehouseBusyError(
                     f"the DuckDB file {settings.duckdb_path} is locked by another process "
-                    f"(dbt, Dagster or another loader) for more than {timeout:.0f}s; "
+                    f"(dbt, Dagster or another loader) or read by another thread of this one "
+                    f"for more than {timeout:.0f}s; "
                     "wait for it to finish and retry, or raise TRACKHOUSE_LOCK_TIMEOUT."
                 ) from exc
             time.sleep(delay)
@@ -307,7 +315,8 @@ def read_connection(settings: Settings | None = None) -> Iterator[sa.Connection]
             if time.monotonic() > deadline:
                 raise WarehouseBusyError(
                     f"the DuckDB file {settings.duckdb_path} is being written by another process "
-                    f"(dbt build, a load or a drain) for more than {READ_TIMEOUT_SECONDS:.0f}s; "
+                    f"(dbt build, a load or a drain), or by another thread of this one, "
+                    f"for more than {READ_TIMEOUT_SECONDS:.0f}s; "
                     "DuckDB lets no other process read while one writes. Retry when it "
                     "finishes, raise TRACKHOUSE_READ_TIMEOUT, or use PostgreSQL for "
                     "dashboards that must read during builds."
