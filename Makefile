@@ -42,6 +42,7 @@ test: setup system-deps lint sqlfluff pytest
 
 lint: setup
 	$(BIN)/ruff check python orchestration tests bench
+	$(BIN)/ruff format --check python orchestration tests bench
 
 # The dbt templater compiles the project; it gets a scratch DuckDB file of its own.
 sqlfluff: setup

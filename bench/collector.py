@@ -103,7 +103,10 @@ def time_drain(spool: Path, db: Path) -> tuple[float, int]:
     )
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(spool)], env=env, capture_output=True, text=True,
+        [sys.executable, "-c", code, str(spool)],
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
     )
     return time.perf_counter() - started, int(proc.stdout.strip())

@@ -176,7 +176,8 @@ def build_landing_sensor(environment: Environment, job: Any) -> dg.SensorDefinit
             )
         spool_requests = [spool_run_request(spool_dir, spooled)] if spooled else []
         return dg.SensorResult(
-            run_requests=spool_requests + [
+            run_requests=spool_requests
+            + [
                 dg.RunRequest(
                     run_key=f.run_key,
                     run_config=dg.RunConfig(ops={"raw_files": LoadFilesConfig(paths=[f.path])}),

@@ -66,8 +66,13 @@ def test_clock_skew_batch_context_and_message_ids():
     payload = {
         "batch": [
             # The device clock is 1 hour fast: sentAt and its timestamp both are.
-            {"type": "track", "event": "a", "userId": "u", "timestamp": "2026-03-01T12:59:50Z",
-             "context": {"ip": "1.2.3.4"}},
+            {
+                "type": "track",
+                "event": "a",
+                "userId": "u",
+                "timestamp": "2026-03-01T12:59:50Z",
+                "context": {"ip": "1.2.3.4"},
+            },
             # No sentAt correction possible without a time: receivedAt.
             {"type": "page", "userId": "u", "sentAt": None},
             # An explicit originalTimestamp is the client time.
@@ -206,9 +211,15 @@ def test_single_calls_and_the_browser_format(collector, warehouse):
         sent = http.post(
             "/v1/t",
             content=json.dumps(
-                {"event": "purchase", "anonymousId": "a1", "writeKey": WRITE_KEY,
-                 "properties": {"revenue": 10}, "messageId": "ajs-1",
-                 "timestamp": "2026-03-01T10:00:00.000Z", "sentAt": "2026-03-01T10:00:01.000Z"}
+                {
+                    "event": "purchase",
+                    "anonymousId": "a1",
+                    "writeKey": WRITE_KEY,
+                    "properties": {"revenue": 10},
+                    "messageId": "ajs-1",
+                    "timestamp": "2026-03-01T10:00:00.000Z",
+                    "sentAt": "2026-03-01T10:00:01.000Z",
+                }
             ),
             headers={**origin, "Content-Type": "text/plain"},
         )
@@ -242,7 +253,8 @@ def test_full_spool_answers_429_with_retry_after(tmp_path, warehouse):
         with httpx.Client(base_url=server.url, timeout=10) as http:
             for i in range(20):
                 answer = http.post(
-                    "/v1/batch", json={"batch": [event(f"{i}-{j}") for j in range(5)]},
+                    "/v1/batch",
+                    json={"batch": [event(f"{i}-{j}") for j in range(5)]},
                     headers=basic(WRITE_KEY),
                 )
                 statuses.append(answer.status_code)
@@ -301,8 +313,9 @@ def test_sigkill_while_a_client_sends_loses_no_acknowledged_event(tmp_path, ware
     report = drain(server.spool_dir, warehouse.settings)
     landed = {e["message_id"] for e in warehouse.raw("events")}
     assert set(acked) | {"msg-after"} <= landed
-    assert report.rejected == 0 or all("incomplete last line" in r["reason"]
-                                       for r in warehouse.raw("rejected"))
+    assert report.rejected == 0 or all(
+        "incomplete last line" in r["reason"] for r in warehouse.raw("rejected")
+    )
 
 
 def test_cli_refuses_to_start_without_write_keys(tmp_path):
@@ -314,13 +327,18 @@ def test_cli_refuses_to_start_without_write_keys(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={k: v for k, v in __import__("os").environ.items()
-             if not k.startswith("TRACKHOUSE_COLLECTOR")},
+        env={
+            k: v
+            for k, v in __import__("os").environ.items()
+            if not k.startswith("TRACKHOUSE_COLLECTOR")
+        },
     )
     assert proc.returncode == 2 and "no write keys" in proc.stderr
     hashed = subprocess.run(
         [sys.executable, "-m", "trackhouse.collector", "hash-key", "abc"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert hashed.stdout.strip() == hash_write_key("abc")
 

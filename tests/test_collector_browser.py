@@ -31,8 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def events_received(url: str) -> int:
     text = httpx.get(f"{url}/metrics", timeout=5).text
     return sum(
-        int(m) for m in re.findall(r"^trackhouse_collector_events_received_total\{.*\} (\d+)$",
-                                   text, re.M)
+        int(m)
+        for m in re.findall(r"^trackhouse_collector_events_received_total\{.*\} (\d+)$", text, re.M)
     )
 
 
@@ -74,7 +74,9 @@ def test_browser_visit_login_and_purchase_are_attributed(tmp_path, warehouse):
 
     (touchpoint,) = warehouse.table("touchpoints")
     assert (touchpoint["utm_source"], touchpoint["utm_campaign"], touchpoint["gclid"]) == (
-        "newsletter", "launch", "browser-click",
+        "newsletter",
+        "launch",
+        "browser-click",
     )
     assert touchpoint["stitched_id"] == "browser-user"  # the visit was anonymous
     identity = {r["anonymous_id"]: r for r in warehouse.table("identities")}[anonymous_id]

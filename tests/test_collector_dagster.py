@@ -40,10 +40,20 @@ def test_the_landing_sensor_drains_the_collectors_spool(tmp_path: Path, monkeypa
     with Spool(spool_dir, source="collector") as spool:
         spool.append(
             [
-                {"type": "track", "event": "signup", "userId": "u1", "messageId": "c-1",
-                 "timestamp": "2026-03-01T10:00:00Z"},
-                {"type": "track", "event": "signup", "userId": "u2", "messageId": "c-2",
-                 "timestamp": "not a time"},
+                {
+                    "type": "track",
+                    "event": "signup",
+                    "userId": "u1",
+                    "messageId": "c-1",
+                    "timestamp": "2026-03-01T10:00:00Z",
+                },
+                {
+                    "type": "track",
+                    "event": "signup",
+                    "userId": "u2",
+                    "messageId": "c-2",
+                    "timestamp": "not a time",
+                },
             ]
         )
     (request,) = _tick(sensor, landing)

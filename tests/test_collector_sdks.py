@@ -35,22 +35,47 @@ def story(p: str, base: datetime) -> list[dict[str, Any]]:
     """The calls one SDK makes, as (method, fields) in the Segment spec's names."""
     at = [(base + timedelta(minutes=i)).isoformat() for i in range(5)]
     return [
-        {"method": "alias", "previousId": f"{p}-old-device", "userId": f"{p}-user",
-         "timestamp": at[0]},
-        {"method": "page", "anonymousId": f"{p}-anon", "name": "Landing", "timestamp": at[1],
-         "properties": {
-             "url": f"https://shop.example/landing?utm_source={p}&utm_medium=email"
-                    f"&utm_campaign=launch&gclid={p}-click",
-             "referrer": "https://mail.example/",
-         }},
-        {"method": "identify", "userId": f"{p}-user", "anonymousId": f"{p}-anon",
-         "timestamp": at[2],
-         "traits": {"created_at": base.isoformat(), "account_id": f"{p}-acme"}},
-        {"method": "group", "userId": f"{p}-user", "groupId": f"{p}-acme", "timestamp": at[3],
-         "traits": {"name": f"Acme {p}",
-                    "subscription_start": (base - timedelta(days=10)).isoformat()}},
-        {"method": "track", "userId": f"{p}-user", "event": "purchase", "timestamp": at[4],
-         "properties": {"revenue": 49.9, "currency": "EUR", "order": p}},
+        {
+            "method": "alias",
+            "previousId": f"{p}-old-device",
+            "userId": f"{p}-user",
+            "timestamp": at[0],
+        },
+        {
+            "method": "page",
+            "anonymousId": f"{p}-anon",
+            "name": "Landing",
+            "timestamp": at[1],
+            "properties": {
+                "url": f"https://shop.example/landing?utm_source={p}&utm_medium=email"
+                f"&utm_campaign=launch&gclid={p}-click",
+                "referrer": "https://mail.example/",
+            },
+        },
+        {
+            "method": "identify",
+            "userId": f"{p}-user",
+            "anonymousId": f"{p}-anon",
+            "timestamp": at[2],
+            "traits": {"created_at": base.isoformat(), "account_id": f"{p}-acme"},
+        },
+        {
+            "method": "group",
+            "userId": f"{p}-user",
+            "groupId": f"{p}-acme",
+            "timestamp": at[3],
+            "traits": {
+                "name": f"Acme {p}",
+                "subscription_start": (base - timedelta(days=10)).isoformat(),
+            },
+        },
+        {
+            "method": "track",
+            "userId": f"{p}-user",
+            "event": "purchase",
+            "timestamp": at[4],
+            "properties": {"revenue": 49.9, "currency": "EUR", "order": p},
+        },
     ]
 
 
@@ -63,11 +88,14 @@ def send_python(client: Any, calls: list[dict[str, Any]]) -> None:
         if method == "alias":
             client.alias(c["previousId"], c["userId"], timestamp=ts)
         elif method == "page":
-            client.page(anonymous_id=c["anonymousId"], name=c["name"],
-                        properties=c["properties"], timestamp=ts)
+            client.page(
+                anonymous_id=c["anonymousId"],
+                name=c["name"],
+                properties=c["properties"],
+                timestamp=ts,
+            )
         elif method == "identify":
-            client.identify(c["userId"], c["traits"], anonymous_id=c["anonymousId"],
-                            timestamp=ts)
+            client.identify(c["userId"], c["traits"], anonymous_id=c["anonymousId"], timestamp=ts)
         elif method == "group":
             client.group(c["userId"], c["groupId"], c["traits"], timestamp=ts)
         else:
@@ -76,11 +104,16 @@ def send_python(client: Any, calls: list[dict[str, Any]]) -> None:
 
 
 def send_node(host: str, calls: list[dict[str, Any]]) -> None:
-    params = [{"method": c["method"], "params": {k: v for k, v in c.items() if k != "method"}}
-              for c in calls]
+    params = [
+        {"method": c["method"], "params": {k: v for k, v in c.items() if k != "method"}}
+        for c in calls
+    ]
     proc = subprocess.run(
         [NODE, str(SDK_DIR / "send_node.mjs"), host, WRITE_KEY, json.dumps(params)],
-        cwd=SDK_DIR, capture_output=True, text=True, timeout=120,
+        cwd=SDK_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, f"node SDK failed:\n{proc.stdout}\n{proc.stderr}"
     assert json.loads(proc.stdout) == {"sent": len(calls)}
@@ -95,12 +128,21 @@ def test_real_sdks_land_in_the_marts(tmp_path, warehouse):
     server = start_collector(tmp_path)
     errors: list[Any] = []
     try:
-        segment = SegmentClient(WRITE_KEY, host=server.url, gzip=True, max_retries=2,
-                                on_error=lambda e, batch: errors.append(("segment", e)))
+        segment = SegmentClient(
+            WRITE_KEY,
+            host=server.url,
+            gzip=True,
+            max_retries=2,
+            on_error=lambda e, batch: errors.append(("segment", e)),
+        )
         send_python(segment, story("segment_py", base))
         segment.shutdown()
-        rudder = RudderClient(WRITE_KEY, host=server.url, max_retries=2,
-                              on_error=lambda e, batch: errors.append(("rudder", e)))
+        rudder = RudderClient(
+            WRITE_KEY,
+            host=server.url,
+            max_retries=2,
+            on_error=lambda e, batch: errors.append(("rudder", e)),
+        )
         send_python(rudder, story("rudder_py", base))
         rudder.shutdown()
         send_node(server.url, story("node", base))
@@ -134,7 +176,9 @@ def test_real_sdks_land_in_the_marts(tmp_path, warehouse):
         assert identities[f"{p}-old-device"]["user_id"] == user
         touch = touchpoints[user]
         assert (touch["utm_source"], touch["utm_medium"], touch["utm_campaign"]) == (
-            p, "email", "launch",
+            p,
+            "email",
+            "launch",
         )
         assert touch["gclid"] == f"{p}-click" and touch["referrer"] == "https://mail.example/"
         # Skew correction moves a time by the network delay only (loopback: milliseconds).

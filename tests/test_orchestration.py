@@ -245,9 +245,7 @@ def test_markdown_tables_and_time_columns() -> None:
     assert time_column({"n": {"data_type": "integer"}, "x": {}}) is None
 
 
-def test_a_dbt_parse_error_fails_loudly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_dbt_parse_error_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """dagster-dbt prepares the manifest; when dbt cannot parse the project, loading
     fails with dbt's message instead of using the previous manifest."""
     from orchestration.project import prepare_manifest

@@ -10,8 +10,9 @@ import pytest
 
 
 def _show(warehouse, sql: str, vars: dict) -> list[dict]:
-    proc = warehouse.dbt("show", "--inline", sql, "--output", "json", "--log-format", "json",
-                         vars=vars)
+    proc = warehouse.dbt(
+        "show", "--inline", sql, "--output", "json", "--log-format", "json", vars=vars
+    )
     for line in proc.stdout.splitlines():
         data = json.loads(line).get("data", {})
         if "preview" in data:
@@ -21,8 +22,7 @@ def _show(warehouse, sql: str, vars: dict) -> list[dict]:
 
 @pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
 def test_as_of_defaults_to_today_in_the_report_time_zone(warehouse, tz):
-    (row,) = _show(warehouse, "select {{ trackhouse.as_of_date() }} as d",
-                   {"report_timezone": tz})
+    (row,) = _show(warehouse, "select {{ trackhouse.as_of_date() }} as d", {"report_timezone": tz})
     assert str(row["d"])[:10] == datetime.now(ZoneInfo(tz)).date().isoformat()
 
 
@@ -33,10 +33,10 @@ def _ts(value: str) -> str:
 def test_local_midnights_across_dst(warehouse):
     sql = f"""
         select
-            {{{{ trackhouse.to_report_time("{_ts('2024-03-31 00:59:59')}") }}}} as before_jump,
-            {{{{ trackhouse.to_report_time("{_ts('2024-03-31 01:00:00')}") }}}} as after_jump,
-            {{{{ trackhouse.from_report_time("{_ts('2024-07-01 00:00:00')}") }}}} as july_midnight,
-            {{{{ trackhouse.report_date("{_ts('2024-10-26 22:30:00')}") }}}} as late_october
+            {{{{ trackhouse.to_report_time("{_ts("2024-03-31 00:59:59")}") }}}} as before_jump,
+            {{{{ trackhouse.to_report_time("{_ts("2024-03-31 01:00:00")}") }}}} as after_jump,
+            {{{{ trackhouse.from_report_time("{_ts("2024-07-01 00:00:00")}") }}}} as july_midnight,
+            {{{{ trackhouse.report_date("{_ts("2024-10-26 22:30:00")}") }}}} as late_october
     """
     (row,) = _show(warehouse, sql, {"report_timezone": "Europe/Amsterdam"})
     values = {k: str(v).replace("T", " ") for k, v in row.items()}
