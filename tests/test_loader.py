@@ -204,6 +204,40 @@ def test_threads_of_one_process_loading_at_once_lose_nothing(warehouse):
     assert warehouse.count("events") == threads * per_thread
 
 
+def test_forgetting_a_user_while_another_thread_loads(warehouse):
+    """A request thread forgets a user while the app's loader thread writes batch
+    after batch: both finish, the load lands every event and the user is gone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trackhouse.privacy import forget
+
+    gone = [
+        track("2024-05-01T09:00:00Z", "click", user_id="gone", message_id=f"g{i}") for i in range(3)
+    ]
+    load_files([warehouse.write_ndjson(gone)], settings=warehouse.settings)
+    kept = [
+        track(f"2024-05-01T10:{i:02d}:00Z", "click", user_id="kept", message_id=f"k{i}")
+        for i in range(40)
+    ]
+
+    def load() -> loader.LoadReport:
+        report = loader.LoadReport()
+        stream = io.BytesIO(b"".join(orjson.dumps(e) + b"\n" for e in kept))
+        loader.load_stream(
+            stream, "kept.ndjson", settings=warehouse.settings, report=report, batch_size=1
+        )
+        return report
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        loading = pool.submit(load)
+        forgotten = [forget(["gone"], settings=warehouse.settings) for _ in range(3)]
+        report = loading.result()
+    assert (report.received, report.accepted) == (40, 40)
+    assert sum(f.rows.get("events", 0) for f in forgotten) == 3
+    ids = {r["message_id"] for r in warehouse.raw("events")}
+    assert ids == {f"k{i}" for i in range(40)}
+
+
 def test_duplicate_message_ids_within_a_file_count_once(warehouse):
     report = load_files(
         [warehouse.write_ndjson([*GOOD, GOOD[0], GOOD[2]])], settings=warehouse.settings

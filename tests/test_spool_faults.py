@@ -285,6 +285,30 @@ def test_a_read_waits_for_a_writer_mid_commit(warehouse, monkeypatch):
         holder.wait(timeout=60)
 
 
+def test_forget_waits_for_a_writer_like_a_load(warehouse):
+    """`forget` while dbt (another process) holds the DuckDB file: it waits for
+    the file, as a load does, instead of failing at once with DuckDB's lock error."""
+    if not warehouse.settings.is_duckdb:
+        pytest.skip("PostgreSQL has no file lock")
+    from trackhouse.loader import load_files
+    from trackhouse.privacy import forget
+
+    from factories import track
+
+    settings = warehouse.settings
+    gone = [track("2024-03-01T10:00:00Z", "click", user_id="gone", message_id="g1")]
+    load_files([warehouse.write_ndjson(gone)], settings=settings)
+    holder = _start(LOCK_HOLDER, str(settings.duckdb_path), "2", "-")
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        report = forget(["gone"], settings=settings)
+        assert holder.poll() is not None, "forget did not wait for the writer"
+    finally:
+        holder.wait(timeout=60)
+    assert report.rows["events"] == 1
+    assert warehouse.count("events") == 0
+
+
 def test_reads_and_writes_from_threads_of_one_app_wait_for_each_other(warehouse):
     """An app with an in-app drain thread writing and a request thread querying: DuckDB
     admits one configuration per file in a process, so a read-only open while the

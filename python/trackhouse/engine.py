@@ -19,10 +19,10 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -36,6 +36,7 @@ from .settings import Settings, load_settings
 LOCK_TIMEOUT_SECONDS = float(os.environ.get("TRACKHOUSE_LOCK_TIMEOUT", "120"))
 # How long a reader retries while a writer holds the DuckDB file.
 READ_TIMEOUT_SECONDS = float(os.environ.get("TRACKHOUSE_READ_TIMEOUT", "10"))
+T = TypeVar("T")
 _lock_timeout: ContextVar[float | None] = ContextVar("trackhouse_lock_timeout", default=None)
 
 
@@ -183,8 +184,8 @@ def _is_lock_error(exc: BaseException) -> bool:
 def raw_connection(settings: Settings) -> Iterator[Any]:
     """The driver's own connection (duckdb or psycopg) for bulk paths.
 
-    On DuckDB, waits while another process holds the file, then raises
-    `WarehouseBusyError` naming the file and what to do.
+    On DuckDB, waits while another process (or another thread of this one) holds
+    the file, then raises `WarehouseBusyError` naming the file and what to do.
     """
     if settings.is_spark:
         from .spark import DriverConnection, ensure_raw_tables
@@ -192,25 +193,30 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
         ensure_raw_tables(settings)
         yield DriverConnection(settings)
         return
-    if settings.is_duckdb:
-        # Threads of this process take turns, as processes do by the file lock:
-        # two write transactions at once in one instance conflict (same batch
-        # numbers, same new ids).
-        lock = _file_lock(settings)
-        if not lock.acquire(timeout=_timeout()):
-            raise WarehouseBusyError(
-                f"the DuckDB file {settings.duckdb_path} is held by another thread of this "
-                f"process for more than {_timeout():.0f}s; wait for it to finish and retry, "
-                "or raise TRACKHOUSE_LOCK_TIMEOUT."
-            )
+    with _turn(settings):
+        proxied = _open(settings, get_engine(settings).raw_connection)
         try:
-            with _raw_connection(settings) as driver:
-                yield driver
+            driver = proxied.driver_connection
+            if settings.is_duckdb:
+                driver = driver._ConnectionWrapper__c  # the duckdb.DuckDBPyConnection
+            yield driver
         finally:
-            lock.release()
-        return
-    with _raw_connection(settings) as driver:
-        yield driver
+            proxied.close()
+
+
+@contextmanager
+def write_transaction(settings: Settings) -> Iterator[sa.Connection]:
+    """A SQLAlchemy connection in a transaction, for writes through SQLAlchemy
+    (forgetting, pruning): committed when the block ends, rolled back if it raises.
+    It waits for the DuckDB file as `raw_connection` does."""
+    _no_engine_on_spark(settings)
+    with _turn(settings):
+        conn = _open(settings, get_engine(settings).connect)
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.close()
 
 
 _file_locks: dict[str, threading.RLock] = {}
@@ -222,15 +228,35 @@ def _file_lock(settings: Settings) -> threading.RLock:
 
 
 @contextmanager
-def _raw_connection(settings: Settings) -> Iterator[Any]:
-    engine = get_engine(settings)
+def _turn(settings: Settings) -> Iterator[None]:
+    """On DuckDB, threads of this process take turns writing a file, as processes
+    do by its lock: two write transactions at once in one DuckDB instance conflict
+    (the same batch number, the same new ids). PostgreSQL: no turn to wait for."""
+    if not settings.is_duckdb:
+        yield
+        return
+    lock = _file_lock(settings)
+    if not lock.acquire(timeout=_timeout()):
+        raise WarehouseBusyError(
+            f"the DuckDB file {settings.duckdb_path} is held by another thread of this "
+            f"process for more than {_timeout():.0f}s; wait for it to finish and retry, "
+            "or raise TRACKHOUSE_LOCK_TIMEOUT."
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _open(settings: Settings, opener: Callable[[], T]) -> T:
+    """`opener()`, retried while another process holds the DuckDB file (or another
+    thread of this one has it open read-only) for up to the lock timeout."""
     timeout = _timeout()
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
-            proxied = engine.raw_connection()
-            break
+            return opener()
         except Exception as exc:  # duckdb raises IOException wrapped by SQLAlchemy
             if not (settings.is_duckdb and _is_lock_error(exc)):
                 raise
@@ -243,13 +269,6 @@ def _raw_connection(settings: Settings) -> Iterator[Any]:
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    try:
-        driver = proxied.driver_connection
-        if settings.is_duckdb:
-            driver = driver._ConnectionWrapper__c  # the duckdb.DuckDBPyConnection
-        yield driver
-    finally:
-        proxied.close()
 
 
 _initialised: set[tuple[str, str]] = set()

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import sqlalchemy as sa
 
-from .engine import ensure_schema, get_engine, raw_connection
+from .engine import ensure_schema, raw_connection, write_transaction
 from .errors import ConfigError, TrackhouseError
 from .parsing import TRACKING_PARAMETERS
 from .schema import (
@@ -1059,7 +1059,8 @@ def _metadata_for(schema: str) -> sa.MetaData:
 
 
 def _begin(settings: Settings) -> Any:
-    return get_engine(settings).begin()
+    # waits for the DuckDB file like a load, and takes turns with this process's loads
+    return write_transaction(settings)
 
 
 def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterable[list[str]]:
