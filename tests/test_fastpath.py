@@ -242,3 +242,30 @@ def test_the_vectorised_path_reads_what_the_declaration_says():
     assert set(fastpath.PATHS) == {f.path for t in fastpath.TYPES for f in fields_for(t)}
     # Fields it does not write (a campaign) must be absent for it to take the line.
     assert set(fastpath.OVERRIDES) <= set(fastpath.PATHS)
+
+
+def test_lines_too_large_for_the_memory_limit_still_take_the_vectorised_path(monkeypatch):
+    """The in-memory database runs under a memory limit; a slice of large lines that
+    does not fit lifts it rather than falling back to the Python parser."""
+    from datetime import datetime
+
+    from trackhouse import fastpath
+    from trackhouse.loader import Lines
+
+    big = [
+        orjson.dumps(_page(messageId=f"big-{i}", properties={"blob": "x" * 20_000}))
+        for i in range(400)
+    ]
+    lines = Lines.of(list(enumerate(big, start=1)))
+    found = {}
+    for limit in ("8MB", fastpath.MEMORY_LIMIT):
+        monkeypatch.setattr(fastpath, "MEMORY_LIMIT", limit)
+        fast = fastpath.FastPath()
+        try:
+            rows = fast.run_table(lines.table(), source="big", received_at=datetime(2024, 5, 2))
+            found[limit] = (fast._limited, rows.tables["events"].to_pylist())
+        finally:
+            fast.close()
+    (lifted, under_8mb), (kept, unlimited) = found.values()
+    assert lifted is False and kept is True
+    assert len(under_8mb) == 400 and under_8mb == unlimited

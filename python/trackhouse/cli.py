@@ -230,6 +230,16 @@ def _split_events(_ctx: click.Context, _param: click.Parameter, value: str | Non
     return {e.strip() for e in value.split(",") if e.strip()} or None
 
 
+def _return_freed_arrow_memory() -> None:
+    """`trackhouse load` is a process of its own: Arrow's default pool (mimalloc)
+    held ~100 MB of freed batches for the rest of a 1M-line load; the system
+    allocator hands them back (bench/notes/load.md). A library caller's pool is
+    left as it is."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 @cli.command(
     epilog="""\b
 Examples:
@@ -291,12 +301,14 @@ def load(
             raise click.UsageError("give FILE... or --spool, not both")
         from .spool import drain
 
+        _return_freed_arrow_memory()
         report = drain(spool_dir or settings.spool_dir, settings, progress=bool(progress))
     else:
         if not files:
             raise click.UsageError("Missing argument 'FILE...' (or --spool to drain a spool)")
         from .loader import load_files
 
+        _return_freed_arrow_memory()
         report = load_files(
             list(files),
             settings=settings,

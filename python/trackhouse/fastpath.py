@@ -23,6 +23,9 @@ event's custom properties are written by orjson from the line, as Python does.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -388,6 +391,7 @@ def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
 # default batch. Smaller slices save little of a whole load's peak memory (~60 MiB
 # at 25,000, measured) and cost ~10% more CPU (each query is planned again).
 SLICE_LINES = 100_000
+MEMORY_LIMIT = "256MB"
 
 
 class FastPath:
@@ -399,10 +403,21 @@ class FastPath:
         # One core parses while the writer thread uses the other (see loader.load_stream).
         self.con.execute("set threads = 2")
         self.con.execute("set enable_progress_bar = false")  # stdout is the report's
+        # A chunk is at most 64 MiB of lines (loader.CHUNK_BYTES); left to its default
+        # (80% of RAM) this database kept ~100 MB more than it needs after the first
+        # slices. Over the limit it spills to a directory of its own (made only then),
+        # removed on close; a slice of large lines that still does not fit lifts it.
+        self._spill = os.path.join(
+            tempfile.gettempdir(), f"trackhouse-fastpath-{os.getpid()}-{id(self):x}"
+        )
+        self.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+        self._limited = True
+        self.con.execute(f"set temp_directory = '{self._spill}'")
         self.con.execute(_MACROS)
 
     def close(self) -> None:
         self.con.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
 
     def run(
         self,
@@ -434,19 +449,29 @@ class FastPath:
         # A slice at a time: the parsed fields of a line take ~3 times its bytes in
         # DuckDB, so a large --batch-size does not grow this working set with it.
         for start in range(0, max(chunk.num_rows, 1), SLICE_LINES):
-            self.con.register("th_chunk", chunk.slice(start, SLICE_LINES))
+            piece = chunk.slice(start, SLICE_LINES)
             try:
-                self.con.execute(_FIELDS_QUERY)
-                found.append(
-                    self.con.sql(
-                        f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
-                        params={"allowed": allowed},
-                    ).to_arrow_table()
-                )
-            finally:
-                self.con.unregister("th_chunk")
-                self.con.execute("drop table if exists th_fields")
+                found.append(self._run_slice(piece, allowed))
+            except duckdb.OutOfMemoryException:
+                if self._limited is False:
+                    raise
+                # Large lines need more than the limit: lift it for this load.
+                self.con.execute("reset memory_limit")
+                self._limited = False
+                found.append(self._run_slice(piece, allowed))
         return _split(pa.concat_tables(found), source, received_at)
+
+    def _run_slice(self, piece: pa.Table, allowed: list[str] | None) -> pa.Table:
+        self.con.register("th_chunk", piece)
+        try:
+            self.con.execute(_FIELDS_QUERY)
+            return self.con.sql(
+                f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
+                params={"allowed": allowed},
+            ).to_arrow_table()
+        finally:
+            self.con.unregister("th_chunk")
+            self.con.execute("drop table if exists th_fields")
 
 
 def _custom(lines: list[str]) -> list[str | None]:
