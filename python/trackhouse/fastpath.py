@@ -202,7 +202,7 @@ def _typed(types: tuple[str, ...]) -> str:
     return f"""
     select
         line_number,
-        line,
+        th_row,
         {_s("type")} as event_type,
         {_s("messageId")} as message_id,
         {_u("timestamp")} as occurred_at,
@@ -226,7 +226,7 @@ create or replace temp table th_fields as
 with
 
 lines as (
-    select line_number, line from th_chunk
+    select line_number, th_row, line from th_chunk
     where strlen(line) <= {MAX_EVENT_BYTES}
         and not contains(line, '\\u0000')
         and strlen(line) - strlen(replace(replace(line, '{{', ''), '[', '')) <= {MAX_DEPTH}
@@ -238,7 +238,7 @@ lines as (
 fields as (
     select
         line_number,
-        line,
+        th_row,
         json_transform(line, '{_STRUCT}') as j,
         json_type(line, {_JSON_PATHS!r}) as kinds,
         json_keys(line, {_OBJECT_KEYS!r}) as object_keys
@@ -280,7 +280,7 @@ page_rows as (
 
 pages as (
     select
-        line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
+        line_number, th_row, event_type, message_id, occurred_at, anonymous_id, user_id,
         url,
         referrer,
         {_s("context.userAgent")} as user_agent,
@@ -292,7 +292,7 @@ pages as (
 
 others as (
     select
-        line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
+        line_number, th_row, event_type, message_id, occurred_at, anonymous_id, user_id,
         -- identify
         coalesce(
             {_ts("traits.created_at")},
@@ -337,7 +337,7 @@ others as (
 )
 
 select
-    line_number, line, event_type, message_id, occurred_at, anonymous_id, user_id,
+    line_number, th_row, event_type, message_id, occurred_at, anonymous_id, user_id,
     url, referrer, user_agent, is_touchpoint,
     null::timestamp as date_joined, null::boolean as trait_is_active,
     null::varchar as account_id, null::varchar as group_id,
@@ -462,16 +462,22 @@ class FastPath:
         return _split(pa.concat_tables(found), source, received_at)
 
     def _run_slice(self, piece: pa.Table, allowed: list[str] | None) -> pa.Table:
-        self.con.register("th_chunk", piece)
+        # DuckDB reads the lines but hands back each taken line's row in the slice,
+        # not the line: the line (the payload) is taken from the slice's own array,
+        # so DuckDB neither stores the lines again nor copies them back out.
+        rows = pa.array(range(piece.num_rows), pa.int32())
+        self.con.register("th_chunk", piece.append_column("th_row", rows))
         try:
             self.con.execute(_FIELDS_QUERY)
-            return self.con.sql(
+            found = self.con.sql(
                 f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
                 params={"allowed": allowed},
             ).to_arrow_table()
         finally:
             self.con.unregister("th_chunk")
             self.con.execute("drop table if exists th_fields")
+        line = pc.take(piece.column("line"), found.column("th_row"))
+        return found.set_column(found.schema.get_field_index("th_row"), "line", line)
 
 
 def _custom(lines: list[str]) -> list[str | None]:
