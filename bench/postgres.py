@@ -181,6 +181,9 @@ def main() -> None:
     parser.add_argument("--load-only", action="store_true", help="skip the dbt builds")
     parser.add_argument("--baseline", help="an older commit whose load is timed too")
     parser.add_argument("--split", action="store_true", help="start-up, parse and write apart")
+    parser.add_argument(
+        "--batch-size", type=int, help="trackhouse load's --batch-size (default: its own)"
+    )
     args = parser.parse_args()
     load_before = load_average()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -197,8 +200,17 @@ def main() -> None:
         base = {**os.environ, "TRACKHOUSE_PROJECT_DIR": str(ROOT), "DBT_PROFILES_DIR": str(ROOT)}
         pg_env = {**base, **server.env(DBNAME)}
         timed_process([str(BIN / "trackhouse"), "init"], pg_env, "trackhouse init")
+        batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
         load_s, out = timed_process(
-            [str(BIN / "trackhouse"), "load", str(data), "--format", "json", "--no-progress"],
+            [
+                str(BIN / "trackhouse"),
+                "load",
+                str(data),
+                "--format",
+                "json",
+                "--no-progress",
+                *batch,
+            ],
             pg_env,
             "trackhouse load (postgres)",
         )

@@ -269,9 +269,8 @@ Examples:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
-    help="events per transaction",
+    default=None,
+    help="events per transaction [default: 100000 on DuckDB, 25000 on PostgreSQL]",
 )
 @click.option(
     "--progress/--no-progress",
@@ -285,7 +284,7 @@ def load(
     files: tuple[str, ...],
     spool_dir: str | None,
     allowed_events: set[str] | None,
-    batch_size: int,
+    batch_size: int | None,
     progress: bool | None,
     strict: bool,
 ) -> int:
@@ -361,7 +360,7 @@ def demo(ctx: click.Context, users: int, days: int, seed: int, output: str, and_
                 files=(output,),
                 spool_dir=None,
                 allowed_events=None,
-                batch_size=100_000,
+                batch_size=None,
                 progress=None,
                 strict=False,
             )

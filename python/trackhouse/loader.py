@@ -40,6 +40,18 @@ from .writer import WriteResult, write_batch
 
 log = logging.getLogger("trackhouse")
 BATCH_SIZE = 100_000
+# PostgreSQL: COPY costs little per batch, so smaller batches let the writer start on
+# the first sooner and overlap the parse for longer: 100,000 events load in 2.4x the
+# time of `psql \copy` with 25,000-event batches, 3.0x with 100,000. DuckDB keeps the
+# larger one: each transaction there updates the primary-key indexes (bench/README.md).
+POSTGRES_BATCH_SIZE = 25_000
+
+
+def default_batch_size(settings: Settings) -> int:
+    """Events per transaction when the caller does not say."""
+    return POSTGRES_BATCH_SIZE if settings.output["type"] == "postgres" else BATCH_SIZE
+
+
 MAX_EXAMPLES = 20
 
 
@@ -451,7 +463,7 @@ def load_files(
     settings: Settings | None = None,
     allowed_events: Collection[str] | None = None,
     progress: bool | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     vectorised: bool = True,
 ) -> LoadReport:
     """Load NDJSON files (or '-' for stdin) into the raw tables of the target.
@@ -460,6 +472,7 @@ def load_files(
     vectorised path handles plain page views in bulk (see fastpath.py).
     """
     settings = settings or load_settings()
+    batch_size = batch_size or default_batch_size(settings)
     report = LoadReport()
     started = time.monotonic()
     fast = FastPath() if vectorised else None
