@@ -60,6 +60,12 @@ def _forget_connections_in_child() -> None:
     # parent's pooled connections: it opens its own (SQLAlchemy's advice).
     for engine in _created:
         engine.dispose(close=False)
+    # Locks another thread of the parent held at the fork stay held in the child,
+    # where that thread does not exist: the child starts with free ones.
+    global _engines_lock, _initialising
+    _engines_lock = threading.Lock()
+    _initialising = threading.Lock()
+    _file_locks.clear()
 
 
 os.register_at_fork(after_in_child=_forget_connections_in_child)
