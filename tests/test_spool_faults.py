@@ -4,6 +4,7 @@ while the app keeps calling, and reads while a writer holds the warehouse."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -357,6 +358,19 @@ def test_reads_and_writes_from_threads_of_one_app_wait_for_each_other(warehouse)
     reader.join(30)
     assert (report.received, report.accepted) == (3, 3)
     assert warehouse.count("events") == 3
+
+    # the first write of a process to a raw schema creates it: that waits too
+    fresh = dataclasses.replace(settings, raw_schema="fresh_raw")
+    opened.clear(), release.clear()
+    reader = threading.Thread(target=hold, args=(read_connection,))
+    reader.start()
+    assert opened.wait(30)
+    threading.Timer(1.0, release.set).start()
+    report = load_files([warehouse.write_ndjson(events)], settings=fresh)
+    assert release.is_set(), "creating the schema did not wait for the reader thread"
+    reader.join(30)
+    assert (report.received, report.accepted) == (3, 3)
+    assert warehouse.count("events", schema="fresh_raw") == 3
 
 
 def test_a_query_during_dbt_build(warehouse, monkeypatch):

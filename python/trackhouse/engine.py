@@ -199,8 +199,9 @@ def raw_connection(settings: Settings) -> Iterator[Any]:
         ensure_raw_tables(settings)
         yield DriverConnection(settings)
         return
-    with _turn(settings):
-        proxied = _open(settings, get_engine(settings).raw_connection)
+    deadline = _deadline()
+    with _turn(settings, deadline):
+        proxied = _open(settings, get_engine(settings).raw_connection, deadline)
         try:
             driver = proxied.driver_connection
             if settings.is_duckdb:
@@ -216,8 +217,9 @@ def write_transaction(settings: Settings) -> Iterator[sa.Connection]:
     (forgetting, pruning): committed when the block ends, rolled back if it raises.
     It waits for the DuckDB file as `raw_connection` does."""
     _no_engine_on_spark(settings)
-    with _turn(settings):
-        conn = _open(settings, get_engine(settings).connect)
+    deadline = _deadline()
+    with _turn(settings, deadline):
+        conn = _open(settings, get_engine(settings).connect, deadline)
         try:
             with conn.begin():
                 yield conn
@@ -233,8 +235,14 @@ def _file_lock(settings: Settings) -> threading.RLock:
         return _file_locks.setdefault(str(settings.duckdb_path), threading.RLock())
 
 
+def _deadline() -> float:
+    """When a writer waiting now gives up: one deadline for the wait for another
+    thread of this process and the wait for another process together."""
+    return time.monotonic() + _timeout()
+
+
 @contextmanager
-def _turn(settings: Settings) -> Iterator[None]:
+def _turn(settings: Settings, deadline: float) -> Iterator[None]:
     """On DuckDB, threads of this process take turns writing a file, as processes
     do by its lock: two write transactions at once in one DuckDB instance conflict
     (the same batch number, the same new ids). PostgreSQL: no turn to wait for."""
@@ -242,7 +250,9 @@ def _turn(settings: Settings) -> Iterator[None]:
         yield
         return
     lock = _file_lock(settings)
-    if not lock.acquire(timeout=_timeout()):
+    left = deadline - time.monotonic()
+    # acquire() takes -1 for "no limit" (TRACKHOUSE_LOCK_TIMEOUT=inf) and at most TIMEOUT_MAX
+    if not lock.acquire(timeout=-1 if left > threading.TIMEOUT_MAX else max(left, 0)):
         raise WarehouseBusyError(
             f"the DuckDB file {settings.duckdb_path} is held by another thread of this "
             f"process for more than {_timeout():.0f}s; wait for it to finish and retry, "
@@ -254,11 +264,10 @@ def _turn(settings: Settings) -> Iterator[None]:
         lock.release()
 
 
-def _open(settings: Settings, opener: Callable[[], T]) -> T:
+def _open(settings: Settings, opener: Callable[[], T], deadline: float) -> T:
     """`opener()`, retried while another process holds the DuckDB file (or another
-    thread of this one has it open read-only) for up to the lock timeout."""
+    thread of this one has it open read-only) until `deadline`."""
     timeout = _timeout()
-    deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
@@ -294,7 +303,11 @@ def ensure_schema(settings: Settings) -> None:
     # One thread creates it: two creating the same schema at once conflict.
     with _initialising:
         if key not in _initialised:
-            init_schema(get_engine(settings), settings.raw_schema)
+            # waits for the file, as every writer does
+            deadline = _deadline()
+            with _turn(settings, deadline):
+                engine = get_engine(settings)
+                _open(settings, lambda: init_schema(engine, settings.raw_schema), deadline)
             _initialised.add(key)
 
 

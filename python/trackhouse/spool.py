@@ -588,7 +588,7 @@ def drain(
     from .engine import ensure_schema, raw_connection
     from .engine import lock_timeout as lock_timeout_for
     from .fastpath import FastPath
-    from .loader import BATCH_SIZE, LoadReport, Progress, _chunks, parse_chunk
+    from .loader import LoadReport, Progress, _chunks, default_batch_size, parse_chunk
     from .privacy import suppress
     from .settings import load_settings
     from .writer import write_batch
@@ -632,7 +632,7 @@ def drain(
                         if fast is None and vectorised:
                             fast = FastPath()
                         with open(path, "rb") as stream:
-                            for chunk in _chunks(stream, BATCH_SIZE):
+                            for chunk in _chunks(stream, default_batch_size(settings)):
                                 batch = parse_chunk(
                                     chunk,
                                     source=source,
