@@ -123,9 +123,10 @@ def _connect_duckdb(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any
     Threads of one process share one database instance per file, which closes with
     its last connection. A thread that connects while another thread's last
     connection is still closing finds the file attached by the closing instance
-    ("Unique file handle conflict"); the loader's writer thread and the main
-    thread reading the suppression list do exactly that. The conflict lasts
-    until the close completes, so the connect is retried for a moment."""
+    ("Unique file handle conflict"): a CI run met it between the loader's writer
+    thread and the main thread reading the suppression list (writers now take
+    turns, see `_turn`; a reader thread still can). The conflict lasts until the
+    close completes, so the connect is retried for a moment."""
     deadline = time.monotonic() + HANDOFF_TIMEOUT_SECONDS
     delay = 0.001
     while True:
