@@ -295,19 +295,18 @@ def load(
     """
     opts = Options.of(ctx)
     settings = opts.settings()
+    _return_freed_arrow_memory()
     if spool_dir is not None:
         if files:
             raise click.UsageError("give FILE... or --spool, not both")
         from .spool import drain
 
-        _return_freed_arrow_memory()
         report = drain(spool_dir or settings.spool_dir, settings, progress=bool(progress))
     else:
         if not files:
             raise click.UsageError("Missing argument 'FILE...' (or --spool to drain a spool)")
         from .loader import load_files
 
-        _return_freed_arrow_memory()
         report = load_files(
             list(files),
             settings=settings,
