@@ -16,6 +16,9 @@ steps as (
     select * from {{ ref('trackhouse', 'int_channel_paths_sequenced') }}
 ),
 
+{# One pass over the steps: the path, its counts and times, its first and last
+   channel (step 1 and step step_count), and which step is the last non-direct one;
+   then one join for that step's channel and touchpoint. #}
 summaries as (
     select
         path_kind,
@@ -24,11 +27,12 @@ summaries as (
         count(*) as touch_count,
         min(touched_at) as first_touched_at,
         max(touched_at) as last_touched_at,
+        max(case when step = 1 then channel end) as first_channel,
+        max(case when step = step_count then channel end) as last_channel,
         coalesce(
             max(case when channel <> 'Direct' then step end),
             max(step)
-        ) as last_non_direct_step,
-        max(step) as last_step
+        ) as last_non_direct_step
     from steps
     group by path_kind, path_id
 ),
@@ -36,21 +40,9 @@ summaries as (
 ends as (
     select
         summaries.*,
-        firsts.channel as first_channel,
-        lasts.channel as last_channel,
         last_non_directs.channel as last_non_direct_channel,
         last_non_directs.touchpoint_id as last_non_direct_touchpoint_id
     from summaries
-    inner join steps as firsts
-        on
-            summaries.path_kind = firsts.path_kind
-            and summaries.path_id = firsts.path_id
-            and firsts.step = 1
-    inner join steps as lasts
-        on
-            summaries.path_kind = lasts.path_kind
-            and summaries.path_id = lasts.path_id
-            and summaries.last_step = lasts.step
     inner join steps as last_non_directs
         on
             summaries.path_kind = last_non_directs.path_kind
