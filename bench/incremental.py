@@ -8,7 +8,8 @@ The raw rows come from bench/activity.py's and bench/attribution.py's generators
 (SQL, like bench/spark_scale.py). The new day: N/365 activity events (load_sequence
 2) and a day's share of page views and conversions (every 365th row of each, moved
 to the day after, with new ids). Each variant starts from a copy of the same
-generated file. Each build is its own process (`dbt build --threads T`). Prints the
+generated file. Each build is its own process (`dbt build --threads T`); a third
+build with nothing new shows the floor of an incremental run. Prints the
 wall clock of each build, dbt's own elapsed time, the summed model and data-test
 times and the slowest nodes; writes bench/results/incremental.json. Not a test:
 nothing is asserted.
@@ -130,6 +131,11 @@ def main() -> None:
         run["new_day"] = add_day(db, args.events)
         run["incremental"] = build(env, target, threads, f"incremental build, threads {threads}")
         run["ratio"] = round(run["incremental"]["wall_seconds"] / run["full"]["wall_seconds"], 2)
+        # the same build once more, with nothing new: what an incremental run costs
+        # whatever the data (dbt's start-up, every node's overhead, the tables rebuilt)
+        run["nothing_new"] = build(
+            env, target, threads, f"build with nothing new, threads {threads}"
+        )
         result["runs"].append(run)
         db.unlink()
     base.unlink()
@@ -140,14 +146,14 @@ def main() -> None:
     print(f"\n{args.events:,} activity events; raw rows {result['raw_rows']}")
     for run in result["runs"]:
         full, inc = run["full"], run["incremental"]
-        for kind, b in (("full", full), ("incremental", inc)):
+        for kind, b in (("full", full), ("incremental", inc), ("nothing new", run["nothing_new"])):
             print(
                 f"threads {run['threads']}, {kind}: {b['wall_seconds']} s"
                 f" (dbt {b['dbt_elapsed_seconds']} s; models {b['models_seconds']} s,"
                 f" tests {b['tests_seconds']} s summed over threads)"
             )
         print(f"  incremental = {run['ratio']:.0%} of full; new day {run['new_day']}")
-        for kind in ("full", "incremental"):
+        for kind in ("full", "incremental", "nothing_new"):
             slow = ", ".join(f"{name} {s}" for _, name, s in run[kind]["slowest"])
             print(f"  slowest, {kind}: {slow}")
     print(f"{result['machine']}; load average {result['load_average_at_end']:.1f}")
