@@ -22,15 +22,33 @@ from hypothesis import strategies as st
 
 from trackhouse.engine import ensure_schema, get_engine
 from trackhouse.loader import LoadReport, load_files, load_stream
+from trackhouse.privacy import forget
 from trackhouse.query.statistics import statistics
 
-from factories import page, statistic, track
+from factories import group, identify, page, statistic, track
 
 ACTIVITY = ["activity_hourly", "active_users", "usage_subscription_periods"]
 SELECT = ["+active_users", "+usage_subscription_periods"]
-# The property test also keeps the statistics marts (conversions and their refunds).
-PROPERTY_MARTS = [*ACTIVITY, "statistics_by_date", "statistics_by_date_and_object"]
-PROPERTY_SELECT = [*SELECT, "+statistics_by_date", "+statistics_by_date_and_object"]
+# The engagement chain: the incrementally kept periods, the views over them, the marts.
+ENGAGEMENT = [
+    "int_user_periods_accumulated",
+    "int_user_periods_active",
+    "int_account_user_periods_active",
+    "lifecycle",
+    "stickiness_daily",
+    "stickiness_monthly",
+    "retention_cohorts",
+]
+ENGAGEMENT_SELECT = ["+lifecycle", "+stickiness_daily", "+stickiness_monthly", "+retention_cohorts"]
+# The property test also keeps the statistics marts (conversions and their refunds)
+# and the engagement chain.
+PROPERTY_MARTS = [*ACTIVITY, "statistics_by_date", "statistics_by_date_and_object", *ENGAGEMENT]
+PROPERTY_SELECT = [
+    *SELECT,
+    "+statistics_by_date",
+    "+statistics_by_date_and_object",
+    *ENGAGEMENT_SELECT,
+]
 NO_TESTS = ("--exclude-resource-type", "unit_test", "--exclude-resource-type", "test")
 KEYS = {
     "activity_hourly": "user_id, hour_start",
@@ -40,7 +58,16 @@ KEYS = {
     "statistics_by_date_and_object": "metric, period, date, object_type, object_id",
     "int_touchpoints_cleaned": "touchpoint_id",
     "touchpoints": "touchpoint_id",
+    "int_user_periods_accumulated": "user_id, grain, period_start_date",
+    "int_user_periods_active": "user_id, grain, period_start_date",
+    "int_account_user_periods_active": "account_id, user_id, grain, period_start_date",
+    "lifecycle": "scope, account_id, grain, period_start_date, status",
+    "stickiness_daily": "date_day",
+    "stickiness_monthly": "month_start_date, active_days",
+    "retention_cohorts": "grain, cohort_start_date, period_index",
 }
+# Bookkeeping columns: how a row was built, not what it says.
+WATERMARKS = ("last_received_at", "last_load_sequence", "built_through")
 
 
 def run(
@@ -61,10 +88,7 @@ def snapshot(warehouse, names: list[str]) -> dict[str, list[dict[str, Any]]]:
     for name in names:
         rows = warehouse.table(name, KEYS[name])
         # the watermark columns record how the row was built, not what it says
-        out[name] = [
-            {k: v for k, v in r.items() if k not in ("last_received_at", "last_load_sequence")}
-            for r in rows
-        ]
+        out[name] = [{k: v for k, v in r.items() if k not in WATERMARKS} for r in rows]
     return out
 
 
@@ -203,7 +227,7 @@ _example = [0]
 def test_property_incremental_activity_equals_full_refresh(warehouse, scenario):
     """Random loads of events of any age, purchases and refunds, builds after
     random batches (also in the middle of a load), a final incremental build: the
-    activity and statistics marts equal a full refresh."""
+    activity, statistics and engagement marts equal a full refresh."""
     loads, build_points = scenario
     _example[0] += 1
     bought: set[int] = set()
@@ -405,3 +429,94 @@ def test_touchpoints_incremental_follows_new_loads_and_changed_settings(warehous
         "v2",
         "v6",
     }
+
+
+# -- engagement: new days, as_of, sign-ups, account moves, forget, time zone ------
+
+
+def test_engagement_incremental_follows_every_change(warehouse):
+    """int_user_periods_accumulated reads only the user-dates built since the last
+    build, and the engagement marts read it; after each change an incremental build
+    equals a full refresh: a late day older than everything stored and a day after
+    as_of, as_of moved back and forward, a stated sign-up date, a user joining an
+    account and another moving, a forgotten user and a new report time zone."""
+
+    def load(*events: dict[str, Any]) -> None:
+        path = warehouse.write_ndjson(list(events), f"engagement-{next(_message_ids)}.ndjson")
+        assert load_files([path], settings=warehouse.settings).rejected == 0
+
+    def view(at: str, user: str) -> dict[str, Any]:
+        return track(at, "view", user_id=user, message_id=f"e{next(_message_ids)}")
+
+    def build(vars: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        run(warehouse, vars, select=ENGAGEMENT_SELECT)
+        incremental = snapshot(warehouse, ENGAGEMENT)
+        run(warehouse, vars, full_refresh=True, select=ENGAGEMENT_SELECT)
+        assert incremental == snapshot(warehouse, ENGAGEMENT)
+        return incremental
+
+    def months(rows: dict[str, list[dict[str, Any]]], scope: str = "site") -> dict:
+        return {
+            (r["account_id"], r["period_start_date"], r["status"]): r["users"]
+            for r in rows["lifecycle"]
+            if r["scope"] == scope and r["grain"] == "month"
+        }
+
+    vars: dict[str, Any] = {"as_of": "2024-04-20"}
+    load(
+        identify("2024-02-01T09:00:00Z", "ann", account_id="acme"),
+        identify("2024-02-03T09:00:00Z", "bob", account_id="acme"),
+        view("2024-02-01T10:00:00Z", "ann"),
+        view("2024-03-05T10:00:00Z", "ann"),
+        view("2024-02-03T10:00:00Z", "bob"),
+        view("2024-04-02T10:00:00Z", "bob"),
+        view("2024-03-10T10:00:00Z", "cat"),
+    )
+    run(warehouse, vars, full_refresh=True, select=ENGAGEMENT_SELECT)
+
+    # a late day of ann's (older than every stored one), a new day, a day after as_of
+    load(
+        view("2024-01-20T10:00:00Z", "ann"),
+        view("2024-04-15T10:00:00Z", "cat"),
+        view("2024-04-25T10:00:00Z", "ann"),
+        view("2024-04-18T10:00:00Z", "bob"),  # April's first active date stays April 2
+    )
+    rows = build(vars)
+    assert months(rows)[None, date(2024, 4, 1), "dormant"] == 1  # ann, back after as_of
+    assert ("ann", "month", date(2024, 4, 1)) not in {
+        (r["user_id"], r["grain"], r["period_start_date"]) for r in rows["int_user_periods_active"]
+    }
+
+    # as_of back (cat's April 15 and ann's April 25 leave), then forward again
+    rows = build({**vars, "as_of": "2024-04-10"})
+    assert max(r["date_day"] for r in rows["stickiness_daily"]) == date(2024, 4, 10)
+    assert months(rows)[None, date(2024, 4, 1), "resurrecting"] == 1  # bob, April 2
+    rows = build({**vars, "as_of": "2024-04-30"})
+    assert months(rows)[None, date(2024, 4, 1), "returning"] == 2  # ann (Apr 25), cat
+
+    # ann states an earlier sign-up; cat joins globex; bob moves from acme to globex
+    load(
+        identify("2024-04-26T09:00:00Z", "ann", created_at="2023-12-15T09:00:00Z"),
+        group("2024-04-26T09:00:00Z", "cat", "globex"),
+        group("2024-04-10T09:00:00Z", "bob", "globex"),
+        view("2024-04-12T10:00:00Z", "bob"),
+    )
+    vars = {**vars, "as_of": "2024-04-30"}
+    rows = build(vars)
+    assert months(rows, "account")["globex", date(2024, 4, 1), "resurrecting"] == 1  # bob
+    members = {
+        (r["account_id"], r["user_id"])
+        for r in rows["int_account_user_periods_active"]
+        if r["grain"] == "day" and r["period_start_date"] == date(2024, 4, 12)
+    }
+    assert members == {("globex", "bob")}  # after the move
+
+    # forget ann: every engagement row of hers goes, the counts follow
+    forget(["ann"], settings=warehouse.settings)
+    rows = build(vars)
+    assert "ann" not in {r["user_id"] for r in rows["int_user_periods_accumulated"]}
+
+    # a new report time zone: the stored periods are rebuilt in it
+    load(view("2024-04-28T23:30:00Z", "cat"))  # April 29 in Amsterdam
+    build({**vars, "report_timezone": "Europe/Amsterdam"})
+    build(vars)
