@@ -421,6 +421,65 @@ def test_builtin_metrics_full_incremental_late_events_and_recorded(warehouse):
     assert proc.returncode == 2 and "'domain.metric'" in proc.stderr
 
 
+# One more day after FIRST_LOAD: what a daily incremental run sees.
+NEXT_DAY = [
+    visit("2024-03-21T10:00:00Z", "u2"),
+    landing("2024-03-21T11:00:00Z", "newsletter"),
+    conversion("2024-03-21T12:00:00Z", "c6", "purchase", value=3, currency="EUR"),
+]
+
+
+def test_one_more_day_recomputes_only_the_last_days_and_equals_a_full_refresh(warehouse):
+    """After one more day of events the incremental run recomputes from the last stored
+    date minus lookback_days (or the day a value changed), not all history: a stored
+    `week` row of an older date, changed by hand, is left as it is (the daily values
+    it is checked against did not change). Apart from that row the marts equal a full
+    refresh, by date and by object."""
+    schema = warehouse.settings.mart_schema
+    marked = {
+        "statistics_by_date": ("activity.active_users", "week", date(2024, 3, 1)),
+        "statistics_by_date_and_object": (
+            "attribution.touchpoint_count",
+            "week",
+            date(2024, 2, 6),
+            "utm_source",
+            "google",
+        ),
+    }
+    load(warehouse, FIRST_LOAD, "first.ndjson")
+    warehouse.dbt("seed", vars=FIRST_VARS)
+    run(warehouse, FIRST_VARS)
+    first = {m: mart_rows(warehouse, m) for m in MARTS}
+    with get_engine(warehouse.settings).begin() as conn:
+        for mart, key in marked.items():
+            assert key in first[mart], key
+            objects = " and object_id = :object_id" if len(key) > 3 else ""
+            conn.execute(
+                sa.text(
+                    f'update "{schema}"."{mart}" set value = value + 1000 '
+                    f"where metric = :metric and period = :period and date = :date{objects}"
+                ),
+                {
+                    "metric": key[0].split(".")[1],
+                    "period": key[1],
+                    "date": key[2],
+                    "object_id": key[-1],
+                },
+            )
+
+    load(warehouse, NEXT_DAY, "next.ndjson")
+    next_vars = {**FIRST_VARS, "as_of": "2024-03-21"}
+    run(warehouse, next_vars)
+    incremental = {m: mart_rows(warehouse, m) for m in MARTS}
+    run(warehouse, next_vars, "--full-refresh")
+    for mart, key in marked.items():
+        assert incremental[mart][key] == first[mart][key] + 1000, f"{mart}: {key} recomputed"
+        incremental[mart][key] -= 1000
+        full = mart_rows(warehouse, mart)
+        assert_same(incremental[mart], full, f"{mart}: incremental, one more day")
+        assert max(k[2] for k in full) == date(2024, 3, 21)
+
+
 ORDERS = [
     # order_id, ordered_at (UTC), country, amount, status
     ("o1", "2024-05-01 08:00:00", "NL", "12.50", "paid"),

@@ -3,7 +3,12 @@
     statistics marts so the by-date and by-object numbers come from one definition.
     Each entry takes the arguments of track_by_date, plus object_column and
     object_type for track_by_date_and_object; `by_date_where`, when given,
-    replaces `where` in statistics_by_date. conversion_value has one: a sum of
+    replaces `where` in statistics_by_date, and `by_date_relation` (a model name)
+    replaces `relation` there. active_users has one: by date the accounts do not
+    matter, and int_activity_days_localized has the same (user, date) pairs as
+    int_activity_days_accounted without its join and distinct (one user-date per
+    account there), the largest input of the incremental run's full-history
+    comparison. conversion_value has a `by_date_where`: a sum of
     amounts in different currencies means nothing, so statistics_by_date sums
     the conversions in var `currency` only (the default currency); every
     currency has its own rows in statistics_by_date_and_object (object_type
@@ -23,6 +28,7 @@
         {
             'metric': 'activity.active_users',
             'relation': ref('trackhouse', 'int_activity_days_accounted'),
+            'by_date_relation': 'int_activity_days_localized',
             'date_column': 'activity_date',
             'count_distinct': 'user_id',
             'object_column': 'account_id',

@@ -14,9 +14,10 @@
     last lookback_days, or earlier where its daily values changed, or where a
     recorded statistic changed), and returns a row with a null value for every
     stored key it no longer produces (a first date moved later, an object or a
-    metric without data, dates after an earlier as_of). delete+insert replaces
-    those keys, and the marts' post_hook (trackhouse.delete_vanished_statistics)
-    deletes the null rows: an incremental run leaves what a full refresh leaves.
+    metric without data, dates after an earlier as_of). delete+insert
+    (strategy statistics_replace) replaces those keys, and the marts' post_hook
+    (trackhouse.delete_vanished_statistics) deletes the null rows: an incremental
+    run leaves what a full refresh leaves.
     Listed models are copied whole.
 #}
 {% macro statistics_mart(by_object) -%}
@@ -44,9 +45,10 @@ recorded as (
 
 {%- if is_incremental() %}
 
-{# What the trackers compare their fresh daily values with (their `day` rows) and
-   look for keys they no longer produce in: a stored value that a recorded
-   statistic overrode says nothing about the computation, so it is null. #}
+{# What the trackers compare their fresh daily values with: the stored `day` rows
+   (only those: the comparison spans all dates, the other periods are looked at
+   only from each tracker's from_date on, in {{ this }} itself). A stored value that
+   a recorded statistic overrode says nothing about the computation, so it is null. #}
 stored as (
     select
         previous.domain,
@@ -66,6 +68,7 @@ stored as (
             {%- for column in object_columns %}
             and previous.{{ column }} = recorded.{{ column }}
             {%- endfor %}
+    where previous.period = 'day'
 ),
 
 recorded_changes as (
@@ -120,7 +123,8 @@ recorded_changes as (
 tracked_{{ metric_ref }} as (
     {{ trackhouse.track_statistics(
         metric=tracker.metric,
-        relation=tracker.relation,
+        relation=ref('trackhouse', tracker.by_date_relation)
+            if not by_object and tracker.get('by_date_relation') else tracker.relation,
         timestamp_column=tracker.get('timestamp_column'),
         date_column=tracker.get('date_column'),
         count_distinct=tracker.get('count_distinct'),
@@ -129,6 +133,7 @@ tracked_{{ metric_ref }} as (
         object_column=tracker.object_column if by_object else none,
         object_type=tracker.object_type if by_object else none,
         stored='stored' if is_incremental() else none,
+        stored_keys=this if is_incremental() else none,
         recompute_from=recompute_from if is_incremental() else none,
         by_object=by_object,
         keep_lifetime_on=keep_lifetime_on if by_object else none,

@@ -40,7 +40,11 @@
     Rolling windows then read only facts from from_date - (longest window - 1) on.
     A stored key (period, date, object) it no longer produces (after as_of, or from
     from_date on) comes back with a null value: the caller deletes those rows
-    (the statistics marts do, in trackhouse.delete_vanished_statistics).
+    (the statistics marts do, in trackhouse.delete_vanished_statistics). Those keys
+    are looked for in `stored_keys` (default: `stored`), only from from_date on.
+    What still reads all dates: the daily values and their comparison with the
+    stored `day` rows (a late or removed event of any age), and lifetime's first
+    dates; the windows, the grid and the stored keys read only from_date on.
 
     output='series' returns instead one row per object and period with the
     object's first date (domain, metric, period, object_type, object_id,
@@ -59,6 +63,7 @@
     where=none,
     stored=none,
     recompute_from=none,
+    stored_keys=none,
     by_object=false,
     keep_lifetime_on=none,
     output='rows'
@@ -130,6 +135,7 @@
         {%- set stored = this -%}
     {%- endif -%}
     {%- set incremental = stored is not none and stored is not false and output == 'rows' -%}
+    {%- set stored_keys = stored_keys if stored_keys is not none else stored -%}
     {%- set counting = count_distinct is not none -%}
     {#- By object the rows are sparse (see the header). -#}
     {%- set sparse = by_object -%}
@@ -211,12 +217,19 @@ tracker_daily as (
     group by object_id, fact_date
 ),
 
-{# An object's series starts at its first date (SPEC: objects with data up to the date). #}
+{# An object's series starts at its first date (SPEC: objects with data up to the date).
+   The series alone need no distinct pairs or daily values: the earliest source row
+   up to as_of gives the same date. #}
 tracker_objects as (
     select
         object_id,
         min(fact_date) as first_date
+    {%- if output == 'series' %}
+    from tracker_source
+    where fact_date <= (select tracker_as_of.as_of_date from tracker_as_of)
+    {%- else %}
     from tracker_daily
+    {%- endif %}
     group by object_id
 )
 
@@ -658,28 +671,39 @@ tracker_fresh as (
 tracker_vanished as (
     select distinct
         stored_rows.period,
-        stored_rows.date as date_day,
-        {{ 'cast(stored_rows.object_id as ' ~ string_type ~ ')' if by_object else "cast('' as " ~ string_type ~ ")" }} as object_id
-    from {{ stored }} as stored_rows
+        stored_rows.date_day,
+        stored_rows.object_id
+    from (
+        {#- Only the stored rows this run may replace, filtered before the join: the
+            dates from from_date on and after as_of (one bound, the earlier of the two). #}
+        select
+            period,
+            date as date_day,
+            {{ 'cast(object_id as ' ~ string_type ~ ')' if by_object else "cast('' as " ~ string_type ~ ")" }} as object_id
+        from {{ stored_keys }}
+        where
+            domain = '{{ domain_ref }}'
+            and metric = '{{ metric_ref }}'
+            {%- if by_object %}
+            and object_type = '{{ object_type }}'
+            {%- endif %}
+            and period in ('{{ periods | join("', '") }}')
+            and date >= (
+                select
+                    least(
+                        tracker_recompute.from_date,
+                        cast({{ dbt.dateadd('day', 1, 'tracker_as_of.as_of_date') }} as date)
+                    )
+                from tracker_recompute
+                cross join tracker_as_of
+            )
+    ) as stored_rows
     left join tracker_fresh
         on
             stored_rows.period = tracker_fresh.period
-            and stored_rows.date = tracker_fresh.date_day
-            {%- if by_object %}
+            and stored_rows.date_day = tracker_fresh.date_day
             and stored_rows.object_id = tracker_fresh.object_id
-            {%- endif %}
-    where
-        stored_rows.domain = '{{ domain_ref }}'
-        and stored_rows.metric = '{{ metric_ref }}'
-        {%- if by_object %}
-        and stored_rows.object_type = '{{ object_type }}'
-        {%- endif %}
-        and stored_rows.period in ('{{ periods | join("', '") }}')
-        and tracker_fresh.period is null
-        and (
-            stored_rows.date > (select tracker_as_of.as_of_date from tracker_as_of)
-            or stored_rows.date >= (select tracker_recompute.from_date from tracker_recompute)
-        )
+    where tracker_fresh.period is null
 ),
 
 {%- endif %}

@@ -1,6 +1,6 @@
 {{
     config(
-        incremental_strategy='delete+insert',
+        incremental_strategy='statistics_replace',
         unique_key=['metric', 'period', 'date'],
         on_schema_change='fail',
         post_hook="{{ trackhouse.delete_vanished_statistics() }}",

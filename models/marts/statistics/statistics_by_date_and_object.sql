@@ -1,6 +1,6 @@
 {{
     config(
-        incremental_strategy='delete+insert',
+        incremental_strategy='statistics_replace',
         unique_key=['metric', 'period', 'date', 'object_type'],
         on_schema_change='fail',
         post_hook="{{ trackhouse.delete_vanished_statistics() }}",
@@ -18,7 +18,8 @@
     object. It depends on statistics_object_series so that a build of
     +statistics_by_date_and_object also builds the series. delete+insert on
     (metric, period, date, object_type) replaces every object of a recomputed
-    date. The body is shared with statistics_by_date
+    date (strategy statistics_replace: the delete is a semi join, see
+    macros/statistics/get_incremental_statistics_replace_sql.sql). The body is shared with statistics_by_date
     (macros/statistics/statistics_mart.sql).
 #}
 
