@@ -370,7 +370,8 @@ def test_definitions_load_as_one_graph(dagster_env: DagsterEnv) -> None:
 
     # dbt tests are asset checks; the load has its own check.
     checks = graph.asset_check_keys
-    assert dg.AssetCheckKey(dg.AssetKey(["touchpoints"]), "unique_touchpoints_touchpoint_id") in checks
+    mart_test = "unique_touchpoints_touchpoint_id"
+    assert dg.AssetCheckKey(dg.AssetKey(["touchpoints"]), mart_test) in checks
     assert dg.AssetCheckKey(dg.AssetKey(["raw", "rejected"]), "no_rejected_lines") in checks
     source_test = "source_unique_trackhouse_raw_events_message_id"
     assert dg.AssetCheckKey(dg.AssetKey(["raw", "events"]), source_test) in checks
