@@ -17,11 +17,7 @@ resolved_links as (
 final as (
     select
         folded_conversions.conversion_id,
-        case
-            when folded_conversions.user_id is not null
-                then coalesce(by_user.user_id, folded_conversions.user_id)
-            else coalesce(by_anonymous.user_id, folded_conversions.anonymous_id)
-        end as stitched_id,
+        {{ trackhouse.stitched_id('folded_conversions') }} as stitched_id,
         folded_conversions.anonymous_id,
         folded_conversions.user_id,
         folded_conversions.event,
@@ -38,10 +34,7 @@ final as (
         folded_conversions.source_object,
         folded_conversions.updated_at
     from folded_conversions
-    left join resolved_links as by_user
-        on folded_conversions.user_id = by_user.anonymous_id
-    left join resolved_links as by_anonymous
-        on folded_conversions.anonymous_id = by_anonymous.anonymous_id
+    {{ trackhouse.stitching_joins('folded_conversions') }}
 )
 
 select * from final

@@ -72,12 +72,7 @@ counted_touchpoints as (
 final as (
     select
         counted_touchpoints.touchpoint_id,
-        {#- a user id may itself be aliased to another user: follow it too -#}
-        case
-            when counted_touchpoints.user_id is not null
-                then coalesce(by_user.user_id, counted_touchpoints.user_id)
-            else coalesce(by_anonymous.user_id, counted_touchpoints.anonymous_id)
-        end as stitched_id,
+        {{ trackhouse.stitched_id('counted_touchpoints') }} as stitched_id,
         counted_touchpoints.anonymous_id,
         counted_touchpoints.user_id,
         counted_touchpoints.touched_at,
@@ -98,10 +93,7 @@ final as (
         counted_touchpoints.channel,
         counted_touchpoints.load_sequence
     from counted_touchpoints
-    left join resolved_links as by_user
-        on counted_touchpoints.user_id = by_user.anonymous_id
-    left join resolved_links as by_anonymous
-        on counted_touchpoints.anonymous_id = by_anonymous.anonymous_id
+    {{ trackhouse.stitching_joins('counted_touchpoints') }}
 ){{ ',' if incremental_run }}
 
 {%- if incremental_run %}
@@ -110,17 +102,10 @@ final as (
 restitched as (
     select
         stored.touchpoint_id,
-        case
-            when stored.user_id is not null
-                then coalesce(by_user.user_id, stored.user_id)
-            else coalesce(by_anonymous.user_id, stored.anonymous_id)
-        end as stitched_id,
+        {{ trackhouse.stitched_id('stored') }} as stitched_id,
         stored.stitched_id as stored_stitched_id
     from {{ this }} as stored
-    left join resolved_links as by_user
-        on stored.user_id = by_user.anonymous_id
-    left join resolved_links as by_anonymous
-        on stored.anonymous_id = by_anonymous.anonymous_id
+    {{ trackhouse.stitching_joins('stored') }}
 ),
 
 moved as (
