@@ -33,11 +33,7 @@ users as (
 ),
 
 grains as (
-    select 'day' as grain
-    union all
-    select 'week' as grain
-    union all
-    select 'month' as grain
+    {{ trackhouse.engagement_grains() }}
 ),
 
 sole_members as (

@@ -78,11 +78,7 @@ new_days as (
 ),
 
 grains as (
-    select 'day' as grain
-    union all
-    select 'week' as grain
-    union all
-    select 'month' as grain
+    {{ trackhouse.engagement_grains() }}
 ),
 
 new_periods as (
