@@ -11,10 +11,10 @@ cannot start, the PostgreSQL tests error with the reason — nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,20 +159,59 @@ class Warehouse:
         return path
 
 
+# One warehouse name per test process and target, emptied before and after each test:
+# dbt's partial parsing keys on the profile's connection values (DuckDB path,
+# PostgreSQL database), so a new name per test would cost every test a full parse of
+# the project (about 5 s on 2 cores). Tests of one process run one after another.
+_WAREHOUSE_FILE = _TARGET_DIR / "warehouse" / "test.duckdb"
+_WAREHOUSE_DB = f"th_{_WORKER}_{os.getpid()}"
+
+
+def _close_trackers() -> None:
+    """Stop what a test left running in this process (a Tracker's spool thread drains
+    into the warehouse it was made for) before the next test gets the same name."""
+    from trackhouse import ingest
+
+    for tracker in list(ingest._open_trackers):
+        # the test is over; a failing last drain is that test's business
+        with contextlib.suppress(Exception):
+            tracker.close()
+
+
+def _forget_warehouse() -> None:
+    """This process's memory of the warehouse under that name (the raw schema made,
+    the suppression list and hashing key read): the next test's warehouse is new."""
+    from trackhouse import engine, privacy
+
+    engine._initialised.clear()
+    with privacy._cache_lock:
+        privacy._cache.clear()
+    privacy._hashing_cache.clear()
+    privacy._memo.clear()
+
+
+def _remove_duckdb(path: Path) -> None:
+    for f in (path, path.with_name(path.name + ".wal")):
+        f.unlink(missing_ok=True)
+
+
 @pytest.fixture(params=SQL_TARGETS)
 def warehouse(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Warehouse]:
     target = request.param
+    _forget_warehouse()
     if target == "duckdb":
+        _WAREHOUSE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        _remove_duckdb(_WAREHOUSE_FILE)
         env = {
             "TRACKHOUSE_TARGET": "duckdb",
-            "TRACKHOUSE_DUCKDB_PATH": str(tmp_path / "test.duckdb"),
+            "TRACKHOUSE_DUCKDB_PATH": str(_WAREHOUSE_FILE),
         }
     else:
         server = request.getfixturevalue("pg")
-        dbname = f"th_{uuid.uuid4().hex[:12]}"
-        server.create_database(dbname)
+        dbname = _WAREHOUSE_DB
+        server.create_database(dbname)  # drops a leftover first
         env = server.env(dbname)
     env |= {
         "TRACKHOUSE_PROJECT_DIR": str(ROOT),
@@ -183,10 +222,14 @@ def warehouse(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield Warehouse(target=target, env=env, tmp=tmp_path)
-    if target != "duckdb":
-        # Give the server its connections back: this test's pools close, and its
-        # database goes (also ending what a stray drain thread still holds).
-        from trackhouse.engine import dispose_engines
+    _close_trackers()
+    from trackhouse.engine import dispose_engines
 
-        dispose_engines()
+    # Give the server (or the file) back: this test's pools close, and its database
+    # goes (also ending what a stray connection still holds).
+    dispose_engines()
+    _forget_warehouse()
+    if target == "duckdb":
+        _remove_duckdb(_WAREHOUSE_FILE)
+    else:
         server.drop_database(dbname)
