@@ -159,6 +159,13 @@ class Warehouse:
         return path
 
 
+# dbt's unit tests check each model's SQL on fixed inputs: what a warehouse holds
+# changes nothing, and they are half of a whole-project build on test-sized data. The
+# parity builds run them on each target (tests/test_parity.py: DuckDB and PostgreSQL;
+# tests/test_parity_spark.py: Spark); the other tests' builds leave them out.
+NO_UNIT_TESTS = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
+
+
 # One warehouse name per test process and target, emptied before and after each test:
 # dbt's partial parsing keys on the profile's connection values (DuckDB path,
 # PostgreSQL database), so a new name per test would cost every test a full parse of
@@ -218,6 +225,7 @@ def warehouse(
         "DBT_PROFILES_DIR": str(ROOT),
         "TRACKHOUSE_LOCK_TIMEOUT": "30",
         "TRACKHOUSE_SPOOL_DIR": str(tmp_path / "spool"),  # the Python API's spool, per test
+        **NO_UNIT_TESTS,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -302,7 +302,7 @@ SCENARIO = [
 
 def test_usage_marts_api_and_cli_new_york(warehouse):
     load(warehouse, SCENARIO)
-    # The full build with the dbt unit tests, once, on each target.
+    # The build with the data tests (the unit tests run in tests/test_parity.py).
     warehouse.dbt("build", "--select", *(f"+{m}" for m in MARTS), vars=NY_VARS)
     s = warehouse.settings
 

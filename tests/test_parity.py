@@ -156,6 +156,12 @@ def dbt_build(wh: Warehouse, target_path: Path, *args: str) -> dict[str, Any]:
     return json.loads((target_path / "manifest.json").read_text())
 
 
+def run_results(target_path: Path) -> dict[str, str]:
+    """What the last dbt command in `target_path` ran: unique_id -> status."""
+    results = json.loads((target_path / "run_results.json").read_text())["results"]
+    return {r["unique_id"]: r["status"] for r in results}
+
+
 def manifest_marts(manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """Every model under models/marts: name -> (schema, relation name)."""
     return {
@@ -179,6 +185,8 @@ class Built:
     def __init__(self, wh: Warehouse, manifest: dict[str, Any]) -> None:
         self.wh = wh
         self.marts = manifest_marts(manifest)
+        self.unit_tests = sorted(manifest.get("unit_tests", {}))
+        self.results: dict[str, str] = {}  # unique_id -> status of the build
 
     def mart(self, name: str) -> list[dict[str, Any]]:
         schema, alias = self.marts[name]
@@ -206,6 +214,7 @@ def built(
         assert report.accepted == report.received > 2000, report.summary()
         pin_received_at(wh)
         result[target] = Built(wh, dbt_build(wh, tmp / f"dbt-{target}"))
+        result[target].results = run_results(tmp / f"dbt-{target}")
     yield result
 
 
@@ -230,6 +239,15 @@ def test_mart_is_identical_on_both_targets(built: dict[str, Built], mart: str) -
     duck, post = built["duckdb"].mart(mart), built["postgres"].mart(mart)
     assert duck, f"{mart} is empty on DuckDB: the demo data should fill it"
     assert_same_rows(mart, duck, post)
+
+
+def test_the_parity_builds_run_every_unit_test(built: dict[str, Built]) -> None:
+    """The dbt unit tests run here, once per target (the other tests' builds leave
+    them out: they do not depend on what a warehouse holds)."""
+    for target, b in built.items():
+        assert len(b.unit_tests) > 50, f"{target}: the manifest lists few unit tests"
+        ran = {u: b.results.get(u) for u in b.unit_tests}
+        assert ran == dict.fromkeys(b.unit_tests, "pass"), target
 
 
 # -- query API and CLI --------------------------------------------------------

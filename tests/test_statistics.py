@@ -303,14 +303,6 @@ def test_builtin_metrics_full_incremental_late_events_and_recorded(warehouse):
     load(warehouse, FIRST_LOAD, "first.ndjson")
     build(warehouse, FIRST_VARS, *NO_UNIT_TESTS)
     by_date, by_object = expected_rows(FIRST_LOAD, date(2024, 3, 20))
-    # The dbt unit tests of the statistics models (windows, lifetime, incremental), here.
-    warehouse.dbt(
-        "test",
-        "--select",
-        "test_type:unit,path:models/marts/statistics",
-        "test_type:unit,path:models/intermediate/statistics",
-        vars=FIRST_VARS,
-    )
     first = {m: mart_rows(warehouse, m) for m in MARTS}
     if warehouse.target == "postgres":  # dbt_project.yml: indexes on the delete+insert keys
         indexes = warehouse.query(
