@@ -149,7 +149,7 @@ def deployment(
 
     transformer = as_role(pg, dbname, tmp / "transformer", TRANSFORMER, **{READER_ROLE_ENV: READER})
     target_path = tmp / "dbt"
-    dbt(transformer, target_path, "build")
+    dbt(transformer, target_path, "build", "--exclude-resource-type", "unit_test")  # cf. conftest
     manifest = json.loads((target_path / "manifest.json").read_text())
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
     for folder, found in (("marts", d.marts), ("staging", d.staging)):
