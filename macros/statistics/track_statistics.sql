@@ -155,6 +155,11 @@
     {%- set lookback_days = var('lookback_days', 3) | int -%}
     {%- set object_expression = object_column if by_object else "''" -%}
     {%- set string_type = dbt.type_string() -%}
+    {#- This tracker's rows in a stored mart (`stored`, `stored_keys`), and their object id. -#}
+    {%- set tracker_rows = "domain = '" ~ domain_ref ~ "' and metric = '" ~ metric_ref ~ "'"
+        ~ (" and object_type = '" ~ object_type ~ "'" if by_object else '') -%}
+    {%- set stored_object_id = ('cast(object_id as ' ~ string_type ~ ')') if by_object
+        else ("cast('' as " ~ string_type ~ ")") -%}
 
 with
 
@@ -254,16 +259,12 @@ from tracker_objects
 {# The stored `day` rows (every stored row without `day`): what is compared, and the last date. #}
 tracker_stored as (
     select
-        {{ 'cast(object_id as ' ~ string_type ~ ')' if by_object else "cast('' as " ~ string_type ~ ")" }} as object_id,
+        {{ stored_object_id }} as object_id,
         date as stored_date,
         value as stored_value
     from {{ stored }} as stored_rows
     where
-        domain = '{{ domain_ref }}'
-        and metric = '{{ metric_ref }}'
-        {%- if by_object %}
-        and object_type = '{{ object_type }}'
-        {%- endif %}
+        {{ tracker_rows }}
         {%- if 'day' in periods %}
         and period = 'day'
         {%- endif %}
@@ -679,14 +680,10 @@ tracker_vanished as (
         select
             period,
             date as date_day,
-            {{ 'cast(object_id as ' ~ string_type ~ ')' if by_object else "cast('' as " ~ string_type ~ ")" }} as object_id
+            {{ stored_object_id }} as object_id
         from {{ stored_keys }}
         where
-            domain = '{{ domain_ref }}'
-            and metric = '{{ metric_ref }}'
-            {%- if by_object %}
-            and object_type = '{{ object_type }}'
-            {%- endif %}
+            {{ tracker_rows }}
             and period in ('{{ periods | join("', '") }}')
             and date >= (
                 select
