@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dbt_in_process
 import orjson
 import pytest
 
@@ -36,6 +37,9 @@ TARGETS = [
 # one build); every other test runs once per SQL target.
 SQL_TARGETS = [t for t in TARGETS if t != "spark"]
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# `Warehouse.dbt` runs dbt in the test process (tests/dbt_in_process.py);
+# TRACKHOUSE_TEST_DBT_SUBPROCESS=1 starts a `dbt` process per command instead.
+DBT_IN_PROCESS = os.environ.get("TRACKHOUSE_TEST_DBT_SUBPROCESS", "") != "1"
 
 
 @pytest.hookimpl(trylast=True)
@@ -115,7 +119,14 @@ class Warehouse:
         ]
         if vars:
             cmd += ["--vars", orjson.dumps(vars).decode()]
-        return self.run(*cmd, check=check)
+        if not DBT_IN_PROCESS:
+            return self.run(*cmd, check=check)
+        proc = dbt_in_process.run(cmd[1:], self.env)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n--- output\n{proc.stdout[-9000:]}"
+            )
+        return proc
 
     def build(
         self, *select: str, vars: dict[str, Any] | None = None, full_refresh: bool = False
