@@ -4,8 +4,10 @@ No manifest is committed. dagster-dbt's own preparation (`dbt deps` when there a
 packages, then `dbt parse`) writes it to `target/dagster/<target>/` — one folder per
 profile target, so a DuckDB manifest is never read for PostgreSQL:
 
-- under `dagster dev` (`DAGSTER_IS_DEV_CLI`), `DbtProject.prepare_if_dev()` parses on
-  every load, so an edited model shows after "Reload";
+- under `dagster dev` (`DAGSTER_IS_DEV_CLI`), a load parses when the project changed
+  since the manifest was parsed (its files, the DBT_*/TRACKHOUSE_* environment, the
+  target, dbt's version), so an edited model shows after "Reload", and the run and
+  step workers, which load the code location again, do not parse an unchanged project;
 - for a deployment, `dagster-dbt project prepare-and-package --file
   orchestration/project.py` prepares `trackhouse_dbt` (the configured target) once at
   build time, and the code location only reads the manifest;
@@ -19,6 +21,7 @@ never used in its place. This module does not import `orchestration.environment`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -64,19 +67,92 @@ def _dbt_on_path() -> Iterator[None]:
         os.environ["PATH"] = saved
 
 
+# Beside the manifest: a fingerprint of what it was parsed from (see _inputs_fingerprint).
+INPUTS_STAMP = "trackhouse-manifest-inputs.txt"
+# What dbt reads besides its resource folders (dbt_project.yml names those).
+_PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "package-lock.yml")
+_DEFAULT_PATHS = {
+    "model-paths": ["models"],
+    "macro-paths": ["macros"],
+    "seed-paths": ["seeds"],
+    "snapshot-paths": ["snapshots"],
+    "analysis-paths": ["analyses"],
+    "test-paths": ["tests"],
+    "docs-paths": [],
+}
+
+
+def _inputs_fingerprint(project: DbtProject) -> str:
+    """A hash of everything `dbt parse` of this project reads: the content of the
+    project's files (dbt_project.yml, its resource folders, installed packages, the
+    profile), the variables of the environment dbt and the profile read (DBT_*,
+    TRACKHOUSE_*), the target and dbt's version."""
+    import yaml
+    from dbt.version import __version__ as dbt_version
+
+    root = Path(project.project_dir)
+    config = yaml.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+    folders = [
+        folder
+        for key, default in _DEFAULT_PATHS.items()
+        for folder in config.get(key, default) or []
+    ]
+    folders.append(config.get("packages-install-path", "dbt_packages"))
+    files = [root / name for name in _PROJECT_FILES]
+    files.append(Path(project.profiles_dir) / "profiles.yml")
+    for folder in folders:
+        if (root / folder).is_dir():
+            files += sorted(p for p in (root / folder).rglob("*") if p.is_file())
+    digest = hashlib.blake2b(digest_size=20)
+    for key in ("dbt", dbt_version, "target", str(project.target)):
+        digest.update(key.encode() + b"\0")
+    for name, value in sorted(os.environ.items()):
+        if name.startswith(("DBT_", "TRACKHOUSE_")):
+            digest.update(f"{name}={value}".encode() + b"\0")
+    for path in files:
+        if path.is_file():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _parsed_from_these_inputs(project: DbtProject) -> bool:
+    stamp = project.manifest_path.parent / INPUTS_STAMP
+    return (
+        project.manifest_path.is_file()
+        and stamp.is_file()
+        and stamp.read_text().strip() == _inputs_fingerprint(project)
+    )
+
+
+def _prepare(project: DbtProject) -> None:
+    """dagster-dbt's preparation (`dbt deps` if there are packages, `dbt parse`), and
+    the fingerprint of what it parsed; a failing parse leaves no fingerprint."""
+    stamp = project.manifest_path.parent / INPUTS_STAMP
+    stamp.unlink(missing_ok=True)
+    fingerprint = _inputs_fingerprint(project)  # before: an edit during the parse parses again
+    project.preparer.prepare(project)
+    stamp.write_text(fingerprint + "\n")
+
+
 def prepare_manifest(settings: Settings, *, refresh: bool = False) -> Path:
     """The manifest of the dbt project for this target, prepared by dagster-dbt.
 
-    Parses under `dagster dev`, when the manifest is missing, or with `refresh=True`;
-    otherwise the manifest prepared at deploy time is used as it is.
+    Parses when the manifest is missing, with `refresh=True`, and under `dagster dev`
+    when the project changed since the manifest was parsed; otherwise the manifest
+    (prepared at deploy time, or by the last load) is used as it is.
+
+    dagster-dbt's own `prepare_if_dev` parses on every load under `dagster dev`, and
+    every process of a run loads the code location (the run worker, then each step
+    worker), so each run paid a `dbt parse` (~10 s here) per process. The fingerprint
+    of the parsed inputs (files, environment, target, dbt version) keeps "Reload after
+    an edit" and skips the parses that would give the same manifest.
     """
     project = dbt_project(settings)
     try:
         with _dbt_on_path():
-            if refresh or not project.manifest_path.is_file():
-                project.preparer.prepare(project)
-            else:
-                project.prepare_if_dev()
+            stale = project.preparer.using_dagster_dev() and not _parsed_from_these_inputs(project)
+            if refresh or not project.manifest_path.is_file() or stale:
+                _prepare(project)
     except DagsterDbtError as exc:
         raise ConfigError(
             f"dbt could not parse the project in {settings.project_dir} for target "

@@ -282,7 +282,7 @@ def test_materialize_all_from_the_asset_graph(dagster_dev: DagsterDev) -> None:
 
             # Meanwhile the daemon's landing sensor has loaded the dropped file. (Deadlines
             # are generous: under `dagster dev` the run worker and each step worker load the
-            # code location, and dagster-dbt's prepare_if_dev parses the dbt project in each.)
+            # code location; an unchanged dbt project is not parsed again in them.)
             sensor_run = wait_for(
                 "the landing sensor's run to succeed",
                 lambda: next(

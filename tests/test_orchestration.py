@@ -272,6 +272,49 @@ def test_a_dbt_parse_error_fails_loudly(tmp_path: Path, monkeypatch: pytest.Monk
     assert "dbt parse --profiles-dir . --project-dir ." in str(failed.value)
 
 
+def test_dagster_dev_parses_only_a_changed_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `dagster dev` every process of a run loads the code location: an unchanged
+    project keeps its manifest (no `dbt parse`), while an edited model, a new file or a
+    changed environment variable gives a new manifest at the next load."""
+    from orchestration.project import prepare_manifest
+    from trackhouse.settings import load_settings
+
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "tiny.sql"
+    model.write_text("select 1 as x\n")
+    (tmp_path / "dbt_project.yml").write_text(
+        "name: tiny\nversion: '1.0'\nprofile: trackhouse\nconfig-version: 2\n"
+        "models:\n  tiny:\n    +meta:\n"
+        "      owner: \"{{ env_var('TRACKHOUSE_TINY_OWNER', 'a') }}\"\n"
+    )
+    shutil.copy(ROOT / "profiles.yml", tmp_path / "profiles.yml")
+    monkeypatch.setenv("TRACKHOUSE_DUCKDB_PATH", str(tmp_path / "tiny.duckdb"))
+    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+    monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
+    settings = load_settings("duckdb", tmp_path)
+
+    def nodes() -> dict[str, Any]:
+        return json.loads(prepare_manifest(settings).read_text())["nodes"]
+
+    def parsed_at() -> int:
+        return prepare_manifest(settings).stat().st_mtime_ns
+
+    assert nodes()["model.tiny.tiny"]["meta"]["owner"] == "a"
+    first = parsed_at()
+    assert parsed_at() == first  # loaded again, nothing changed: not parsed again
+
+    model.write_text("select 2 as x\n")  # an edit
+    assert "select 2" in nodes()["model.tiny.tiny"]["raw_code"]
+    (tmp_path / "models" / "other.sql").write_text("select 3 as y\n")  # a new model
+    assert "model.tiny.other" in nodes()
+    monkeypatch.setenv("TRACKHOUSE_TINY_OWNER", "b")  # what the project reads from the env
+    assert nodes()["model.tiny.tiny"]["meta"]["owner"] == "b"
+    again = parsed_at()
+    assert again != first and parsed_at() == again
+
+
 def test_dagster_definitions_validate_in_the_project_root(dagster_env: DagsterEnv) -> None:
     """`dagster definitions validate` with no arguments: [tool.dagster] names the module."""
     done = subprocess.run(
