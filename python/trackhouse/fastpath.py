@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -391,13 +394,22 @@ def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
 # default batch. Smaller slices save little of a whole load's peak memory (~60 MiB
 # at 25,000, measured) and cost ~10% more CPU (each query is planned again).
 SLICE_LINES = 100_000
+# Slices judged at once on DuckDB, each on a connection of its own: the judging query
+# of one slice runs on one thread, so two use both cores when the writer leaves one
+# idle (1M-line export into DuckDB: 18.5 s against 20.9 s, +66 MiB). On PostgreSQL the
+# server's COPY wants that core: one slice at a time (bench/notes/load.md). A chunk of
+# fewer than 2 * MIN_PARALLEL_LINES lines stays one slice (planning ~0.1 s a query).
+PARALLEL = 2
+MIN_PARALLEL_LINES = 10_000
 MEMORY_LIMIT = "256MB"
 
 
 class FastPath:
     """An in-memory DuckDB that recognises plain events in a chunk of lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, parallel: int = 1) -> None:
+        """`parallel`: slices of a chunk judged at once (see PARALLEL)."""
+        self.parallel = max(parallel, 1)
         self.con = duckdb.connect(":memory:")
         self.con.execute("set timezone = 'UTC'")
         # One core parses while the writer thread uses the other (see loader.load_stream).
@@ -414,8 +426,18 @@ class FastPath:
         self._limited = True
         self.con.execute(f"set temp_directory = '{self._spill}'")
         self.con.execute(_MACROS)
+        # One connection per slice in flight; temporary tables are per connection.
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle.put(self.con)
+        for _ in range(self.parallel - 1):
+            cursor = self.con.cursor()
+            cursor.execute("set timezone = 'UTC'")
+            self._idle.put(cursor)
+        self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="trackhouse-fastpath")
+        self._lock = threading.Lock()
 
     def close(self) -> None:
+        self._pool.shutdown()
         self.con.close()
         shutil.rmtree(self._spill, ignore_errors=True)
 
@@ -445,37 +467,53 @@ class FastPath:
     ) -> FastRows:
         """`chunk`: line_number (int64) and line (text, without its line break)."""
         allowed = None if allowed_events is None else sorted(allowed_events)
-        found = []
-        # A slice at a time: the parsed fields of a line take ~3 times its bytes in
-        # DuckDB, so a large --batch-size does not grow this working set with it.
-        for start in range(0, max(chunk.num_rows, 1), SLICE_LINES):
-            piece = chunk.slice(start, SLICE_LINES)
-            try:
-                found.append(self._run_slice(piece, allowed))
-            except duckdb.OutOfMemoryException:
-                if self._limited is False:
-                    raise
-                # Large lines need more than the limit: lift it for this load.
-                self.con.execute("reset memory_limit")
-                self._limited = False
-                found.append(self._run_slice(piece, allowed))
+        # Slices of at most SLICE_LINES (the parsed fields of a line take ~3 times its
+        # bytes in DuckDB, so a large --batch-size does not grow this working set), and
+        # at least `parallel` slices when the chunk is large enough, each judged on a
+        # connection of its own (a query over one slice judges on one thread).
+        rows = max(chunk.num_rows, 1)
+        parts = max(-(-rows // SLICE_LINES), min(self.parallel, rows // MIN_PARALLEL_LINES), 1)
+        size = -(-rows // parts)
+        pieces = [chunk.slice(start, size) for start in range(0, rows, size)]
+        if len(pieces) == 1:
+            found = [self._run_piece(pieces[0], allowed)]
+        else:
+            found = list(self._pool.map(lambda piece: self._run_piece(piece, allowed), pieces))
         return _split(pa.concat_tables(found), source, received_at)
 
-    def _run_slice(self, piece: pa.Table, allowed: list[str] | None) -> pa.Table:
+    def _run_piece(self, piece: pa.Table, allowed: list[str] | None) -> pa.Table:
+        con = self._idle.get()
+        try:
+            limited = self._limited
+            try:
+                return self._run_slice(con, piece, allowed)
+            except duckdb.OutOfMemoryException:
+                if not limited:
+                    raise
+                with self._lock:  # large lines need more than the limit: lift it
+                    if self._limited:
+                        con.execute("reset memory_limit")  # a global setting
+                        self._limited = False
+                return self._run_slice(con, piece, allowed)
+        finally:
+            self._idle.put(con)
+
+    @staticmethod
+    def _run_slice(con: Any, piece: pa.Table, allowed: list[str] | None) -> pa.Table:
         # DuckDB reads the lines but hands back each taken line's row in the slice,
         # not the line: the line (the payload) is taken from the slice's own array,
         # so DuckDB neither stores the lines again nor copies them back out.
         rows = pa.array(range(piece.num_rows), pa.int32())
-        self.con.register("th_chunk", piece.append_column("th_row", rows))
+        con.register("th_chunk", piece.append_column("th_row", rows))
         try:
-            self.con.execute(_FIELDS_QUERY)
-            found = self.con.sql(
+            con.execute(_FIELDS_QUERY)
+            found = con.sql(
                 f"select * from ({_QUERY.replace('th_allowed', '$allowed::varchar[]')})",
                 params={"allowed": allowed},
             ).to_arrow_table()
         finally:
-            self.con.unregister("th_chunk")
-            self.con.execute("drop table if exists th_fields")
+            con.unregister("th_chunk")
+            con.execute("drop table if exists th_fields")
         line = pc.take(piece.column("line"), found.column("th_row"))
         return found.set_column(found.schema.get_field_index("th_row"), "line", line)
 

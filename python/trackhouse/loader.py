@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from . import privacy
 from .errors import TrackhouseError
-from .fastpath import FastPath, FastRows
+from .fastpath import PARALLEL, FastPath, FastRows
 from .parsing import (  # noqa: F401 - rejected_id is imported from here by ingest
     MAX_EVENT_BYTES,
     Batch,
@@ -50,6 +50,12 @@ POSTGRES_BATCH_SIZE = 25_000
 def default_batch_size(settings: Settings) -> int:
     """Events per transaction when the caller does not say."""
     return POSTGRES_BATCH_SIZE if settings.output["type"] == "postgres" else BATCH_SIZE
+
+
+def fast_parallel(settings: Settings) -> int:
+    """Slices the vectorised path judges at once (fastpath.PARALLEL): on PostgreSQL
+    the server's COPY needs the other core."""
+    return 1 if settings.output["type"] == "postgres" else PARALLEL
 
 
 MAX_EXAMPLES = 20
@@ -475,7 +481,7 @@ def load_files(
     batch_size = batch_size or default_batch_size(settings)
     report = LoadReport()
     started = time.monotonic()
-    fast = FastPath() if vectorised else None
+    fast = FastPath(fast_parallel(settings)) if vectorised else None
     try:
         for path in map(str, paths):
             _load_path(path, settings, report, allowed_events, progress, batch_size, fast)

@@ -588,7 +588,14 @@ def drain(
     from .engine import ensure_schema, raw_connection
     from .engine import lock_timeout as lock_timeout_for
     from .fastpath import FastPath
-    from .loader import LoadReport, Progress, _chunks, default_batch_size, parse_chunk
+    from .loader import (
+        LoadReport,
+        Progress,
+        _chunks,
+        default_batch_size,
+        fast_parallel,
+        parse_chunk,
+    )
     from .privacy import suppress
     from .settings import load_settings
     from .writer import write_batch
@@ -630,7 +637,7 @@ def drain(
                         source = _source_of(name)
                         received_at = datetime.now(UTC).replace(tzinfo=None)
                         if fast is None and vectorised:
-                            fast = FastPath()
+                            fast = FastPath(fast_parallel(settings))
                         with open(path, "rb") as stream:
                             for chunk in _chunks(stream, default_batch_size(settings)):
                                 batch = parse_chunk(
