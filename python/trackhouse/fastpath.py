@@ -438,6 +438,10 @@ class FastPath:
 
     def close(self) -> None:
         self._pool.shutdown()
+        while not self._idle.empty():  # the cursors, then the database's own connection
+            con = self._idle.get()
+            if con is not self.con:
+                con.close()
         self.con.close()
         shutil.rmtree(self._spill, ignore_errors=True)
 
