@@ -274,7 +274,7 @@ def test_lines_too_large_for_the_memory_limit_still_take_the_vectorised_path(mon
 
 def test_slices_judged_at_once_give_the_rows_of_one_query(monkeypatch):
     """A large chunk is cut into slices judged concurrently, each on its own
-    connection: the rows, their order and every table are those of one query."""
+    connection: the rows of every table are those of one query."""
     from datetime import datetime
 
     from trackhouse import fastpath

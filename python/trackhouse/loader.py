@@ -53,9 +53,9 @@ def default_batch_size(settings: Settings) -> int:
 
 
 def fast_parallel(settings: Settings) -> int:
-    """Slices the vectorised path judges at once (fastpath.PARALLEL): on PostgreSQL
-    the server's COPY needs the other core."""
-    return 1 if settings.output["type"] == "postgres" else PARALLEL
+    """Slices the vectorised path judges at once (fastpath.PARALLEL), on DuckDB only:
+    PostgreSQL's COPY and Spark's session (in this process) need the other core."""
+    return PARALLEL if settings.is_duckdb else 1
 
 
 MAX_EXAMPLES = 20
