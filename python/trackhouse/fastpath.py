@@ -396,8 +396,8 @@ def chunk_table(line_numbers: list[int], lines: list[str]) -> pa.Table:
 SLICE_LINES = 100_000
 # Slices judged at once on DuckDB, each on a connection of its own: the judging query
 # of one slice runs on one thread, so two use both cores when the writer leaves one
-# idle (1M-line export into DuckDB: 18.5 s against 20.9 s, +66 MiB). On PostgreSQL the
-# server's COPY wants that core: one slice at a time (bench/notes/load.md). A chunk of
+# idle (1M-line export into DuckDB: 18.5 s against 20.9 s, +66 MiB). PostgreSQL's COPY
+# and Spark's session want that core: one slice at a time (loader.fast_parallel). A chunk of
 # fewer than 2 * MIN_PARALLEL_LINES lines stays one slice (planning ~0.1 s a query).
 PARALLEL = 2
 MIN_PARALLEL_LINES = 10_000
@@ -479,8 +479,8 @@ class FastPath:
         parts = max(-(-rows // SLICE_LINES), min(self.parallel, rows // MIN_PARALLEL_LINES), 1)
         size = -(-rows // parts)
         pieces = [chunk.slice(start, size) for start in range(0, rows, size)]
-        if len(pieces) == 1:
-            found = [self._run_piece(pieces[0], allowed)]
+        if self.parallel == 1 or len(pieces) == 1:
+            found = [self._run_piece(piece, allowed) for piece in pieces]
         else:
             found = list(self._pool.map(lambda piece: self._run_piece(piece, allowed), pieces))
         return _split(pa.concat_tables(found), source, received_at)
