@@ -8,7 +8,7 @@ NDJSON files (`trackhouse load`) and the Python API (`Tracker`).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -509,14 +509,16 @@ def test_arrow_rows_are_the_dict_rows(warehouse):
     assert all(seen.values()), seen
 
 
-def test_matched_pairs_are_every_eligible_pair_and_no_other(warehouse):
+def test_matched_pairs_and_first_last_touch_are_what_a_brute_force_finds(warehouse):
     """int_conversion_touchpoints_matched joins on the identity and a time bucket as
     wide as the widest window (issue 16: a hot identity is no longer paired with its
     whole history). Whatever the windows, its pairs are exactly those a brute force
     over the marts finds: same identity, before the conversion, no older than the
-    touchpoint's window; also for touchpoints on and around a bucket boundary."""
-    from datetime import timedelta
-
+    touchpoint's window; also for touchpoints on and around a bucket boundary.
+    conversion_attribution never forms those pairs (it reads marks on each identity's
+    timeline): its first and last touch, their windows and the eligible counts are
+    still those of the brute force, for a "kiosk" identity with many touchpoints,
+    conversions and equal touch times too."""
     from factories import track
 
     demo = warehouse.tmp / "demo.ndjson"
@@ -536,12 +538,25 @@ def test_matched_pairs_are_every_eligible_pair_and_no_other(warehouse):
         )
     ]
     edges.append(track("2024-05-02T00:00:00Z", "purchase", user_id="erin", value=5))
+    # A kiosk: many touchpoints (pairs of them at the same instant) and conversions
+    # among them, some at the instant of a touchpoint.
+    kiosk_start = datetime(2024, 4, 1, 9, 0)
+    for i in range(48):
+        at = (kiosk_start + timedelta(hours=13 * (i // 2))).isoformat() + "Z"
+        source = ("edge-1", "newsletter", "kiosk-screen")[i % 3]
+        url = f"{SHOP}/?utm_source={source}"
+        edges.append(page(at, url, user_id="kiosk", message_id=f"kiosk-{47 - i:02d}"))
+        if i % 7 == 3:
+            edges.append(track(at, "purchase", user_id="kiosk", value=i))
     path = warehouse.write_ndjson(edges, "edges.ndjson")
     load_files([demo, path], settings=warehouse.settings)
 
     def build(vars: dict[str, Any] | None = None) -> None:
         skip = ("--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
-        warehouse.dbt("build", "--select", "+int_conversion_touchpoints_matched", *skip, vars=vars)
+        warehouse.dbt(
+            "build", "--select", "+int_conversion_touchpoints_matched", "conversion_attribution",
+            *skip, vars=vars,
+        )  # fmt: skip
 
     build()
     sources = [r["utm_source"] for r in warehouse.query(
@@ -556,18 +571,40 @@ def test_matched_pairs_are_every_eligible_pair_and_no_other(warehouse):
         build({"window_days": window_days, "source_windows": source_windows})
         default = source_windows.get("default", window_days)
         touchpoints = warehouse.table("touchpoints")
-        expected = {
-            (c["conversion_id"], t["touchpoint_id"])
+        eligible = {
+            c["conversion_id"]: sorted(
+                (t["touched_at"], t["touchpoint_id"], source_windows.get(t["utm_source"], default))
+                for t in touchpoints
+                if t["stitched_id"] == c["stitched_id"]
+                and c["converted_at"] - timedelta(days=source_windows.get(t["utm_source"], default))
+                <= t["touched_at"]
+                < c["converted_at"]
+            )
             for c in warehouse.table("conversions")
-            for t in touchpoints
-            if t["stitched_id"] == c["stitched_id"]
-            and c["converted_at"] - timedelta(days=source_windows.get(t["utm_source"], default))
-            <= t["touched_at"]
-            < c["converted_at"]
         }
+        expected = {(c, t[1]) for c, ts in eligible.items() for t in ts}
         matched = warehouse.table("int_conversion_touchpoints_matched")
         assert {(r["conversion_id"], r["touchpoint_id"]) for r in matched} == expected
         assert len(matched) == len(expected) > 10
+        chosen = {}  # (conversion, model) -> (touchpoint, its window, eligible count)
+        for c, ts in eligible.items():
+            for model, t in (
+                ("first_touch", ts[0] if ts else None),
+                ("last_touch", ts[-1] if ts else None),
+            ):
+                chosen[c, model] = (t[1], t[2], len(ts)) if t else (None, None, 0)
+        attributed = {
+            (r["conversion_id"], r["attribution_model"]): (
+                r["touchpoint_id"],
+                r["window_days"],
+                r["eligible_touchpoints"],
+            )
+            for r in warehouse.table("conversion_attribution")
+        }
+        assert attributed == chosen
+        if window_days == 30:
+            kiosk = [ts for ts in eligible.values() if ts and ts[0][1].startswith("kiosk")]
+            assert max(len(ts) for ts in kiosk) > 10, "the kiosk should have long paths"
         if window_days == 1:
             erin = {r["touchpoint_id"] for r in matched if r["touchpoint_id"].startswith("erin")}
             assert erin == {"erin-1", "erin-2", "erin-3"}

@@ -5,8 +5,9 @@
     vars). The lower bound is inclusive, so a window of 0 days leaves
     nothing eligible. Touchpoints are numbered per conversion in the order
     (touched_at, touchpoint_id): ties are broken by id, deterministically.
-    A table, not a view: conversion_attribution and attribution_credits (four
-    times) both read it, and the range join is the expensive part.
+    A table, not a view: attribution_credits (four times) and
+    int_channel_paths_sequenced read it, and the range join is the expensive part.
+    (conversion_attribution finds first and last touch without these pairs.)
 
     The join's keys: the identity and a time bucket as wide as the widest window
     (whole seconds since 1970 divided by it). An eligible touchpoint lies in the

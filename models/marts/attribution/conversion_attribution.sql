@@ -6,6 +6,19 @@
     no eligible touchpoint is still listed, with a null touchpoint_id.
     Every conversion is here, valid or not: filter on is_valid for the seed's
     Conversion.objects.valid().with_attribution(...).
+
+    Linear in touchpoints and conversions, whatever one identity holds: the
+    eligible pairs (int_conversion_touchpoints_matched, which the multi-touch
+    marts need) are never formed here. An identity's touchpoints with the same
+    window length are numbered 1, 2, ... in the order (touched_at,
+    touchpoint_id); each conversion places two marks on that timeline, at the
+    conversion (exclusive) and window_days before it (inclusive), and a running
+    maximum of the numbers reads, at each mark, how many of those touchpoints
+    lie before it. The eligible ones are the numbers between the two: the
+    first and last of them are the candidates, their difference the count.
+    Windows per utm_source give a few timelines per identity; the earliest and
+    latest candidate over them win. (The same rows as the pairs would give:
+    tests/test_attribution.py compares them.)
 #}
 with
 
@@ -17,36 +30,191 @@ touchpoints as (
     select * from {{ ref('trackhouse', 'touchpoints') }}
 ),
 
-matched as (
-    select * from {{ ref('trackhouse', 'int_conversion_touchpoints_matched') }}
-),
-
 attribution_models as (
     select 'first_touch' as attribution_model
     union all
     select 'last_touch' as attribution_model
 ),
 
+windowed_touchpoints as (
+    select
+        touchpoint_id,
+        stitched_id,
+        touched_at,
+        {{ trackhouse.attribution_window_days('utm_source') }} as window_days
+    from touchpoints
+),
+
+sequenced_touchpoints as (
+    select
+        *,
+        row_number() over (
+            partition by stitched_id, window_days
+            order by touched_at, {{ trackhouse.byte_order('touchpoint_id') }}
+        ) as touchpoint_seq
+    from windowed_touchpoints
+),
+
+timelines as (
+    select distinct
+        stitched_id,
+        window_days
+    from windowed_touchpoints
+),
+
+{# each conversion's marks on each timeline of its identity #}
+marks as (
+    select
+        conversions.conversion_id,
+        timelines.stitched_id,
+        timelines.window_days,
+        conversions.converted_at as marked_at,
+        'upper' as mark
+    from conversions
+    inner join timelines
+        on conversions.stitched_id = timelines.stitched_id
+
+    union all
+
+    select
+        conversions.conversion_id,
+        timelines.stitched_id,
+        timelines.window_days,
+        {{ dbt.dateadd('day', '-1 * timelines.window_days', 'conversions.converted_at') }} as marked_at,
+        'lower' as mark
+    from conversions
+    inner join timelines
+        on conversions.stitched_id = timelines.stitched_id
+),
+
+{# a mark sorts before touchpoints at its own instant (kind 0 before 1): the
+   upper mark excludes them, the lower one counts them as eligible #}
+timeline_rows as (
+    select
+        stitched_id,
+        window_days,
+        touched_at as timeline_at,
+        1 as kind,
+        touchpoint_seq,
+        cast(null as {{ dbt.type_string() }}) as conversion_id,
+        cast(null as {{ dbt.type_string() }}) as mark
+    from sequenced_touchpoints
+
+    union all
+
+    select
+        stitched_id,
+        window_days,
+        marked_at as timeline_at,
+        0 as kind,
+        cast(null as bigint) as touchpoint_seq,
+        conversion_id,
+        mark
+    from marks
+),
+
+read_marks as (
+    select
+        conversion_id,
+        stitched_id,
+        window_days,
+        kind,
+        mark,
+        coalesce(max(touchpoint_seq) over (
+            partition by stitched_id, window_days
+            order by timeline_at, kind
+            rows between unbounded preceding and current row
+        ), 0) as touchpoints_before
+    from timeline_rows
+),
+
+eligible_ranges as (
+    select
+        conversion_id,
+        stitched_id,
+        window_days,
+        max(case when mark = 'lower' then touchpoints_before end) as seq_before_first,
+        max(case when mark = 'upper' then touchpoints_before end) as last_seq
+    from read_marks
+    where kind = 0
+    group by conversion_id, stitched_id, window_days
+),
+
+candidates as (
+    select
+        eligible_ranges.conversion_id,
+        sequenced_touchpoints.touchpoint_id,
+        sequenced_touchpoints.touched_at,
+        sequenced_touchpoints.window_days,
+        case
+            when sequenced_touchpoints.touchpoint_seq = eligible_ranges.seq_before_first + 1
+                then 1
+            else 0
+        end as is_first_candidate,
+        case
+            when sequenced_touchpoints.touchpoint_seq = eligible_ranges.last_seq
+                then 1
+            else 0
+        end as is_last_candidate
+    from eligible_ranges
+    inner join sequenced_touchpoints
+        on
+            eligible_ranges.stitched_id = sequenced_touchpoints.stitched_id
+            and eligible_ranges.window_days = sequenced_touchpoints.window_days
+            and (
+                sequenced_touchpoints.touchpoint_seq = eligible_ranges.seq_before_first + 1
+                or sequenced_touchpoints.touchpoint_seq = eligible_ranges.last_seq
+            )
+    where eligible_ranges.last_seq > eligible_ranges.seq_before_first
+),
+
+eligible_counts as (
+    select
+        conversion_id,
+        cast(sum(last_seq - seq_before_first) as bigint) as touchpoint_count
+    from eligible_ranges
+    where last_seq > seq_before_first
+    group by conversion_id
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by conversion_id, is_first_candidate
+            order by touched_at, {{ trackhouse.byte_order('touchpoint_id') }}
+        ) as first_rank,
+        row_number() over (
+            partition by conversion_id, is_last_candidate
+            order by touched_at desc, {{ trackhouse.byte_order('touchpoint_id') }} desc
+        ) as last_rank
+    from candidates
+),
+
 chosen as (
     select
         'first_touch' as attribution_model,
-        conversion_id,
-        touchpoint_id,
-        window_days,
-        touchpoint_count
-    from matched
-    where touchpoint_position = 1
+        ranked.conversion_id,
+        ranked.touchpoint_id,
+        ranked.window_days,
+        eligible_counts.touchpoint_count
+    from ranked
+    inner join eligible_counts
+        on ranked.conversion_id = eligible_counts.conversion_id
+    where ranked.is_first_candidate = 1 and ranked.first_rank = 1
 
     union all
 
     select
         'last_touch' as attribution_model,
-        conversion_id,
-        touchpoint_id,
-        window_days,
-        touchpoint_count
-    from matched
-    where touchpoint_position = touchpoint_count
+        ranked.conversion_id,
+        ranked.touchpoint_id,
+        ranked.window_days,
+        eligible_counts.touchpoint_count
+    from ranked
+    inner join eligible_counts
+        on ranked.conversion_id = eligible_counts.conversion_id
+    where ranked.is_last_candidate = 1 and ranked.last_rank = 1
 ),
 
 final as (

@@ -1,0 +1,147 @@
+"""First and last touch with a hot identity (issue 16): `conversion_attribution` read
+off each identity's timeline, against the same mart built from the eligible pairs by
+an older commit, on the same generated rows.
+
+    .venv/bin/python bench/first_last_touch.py [--touchpoints 200000] [--conversions 20000]
+        [--identities 3000] [--hot-percent 10] [--baseline 99ad6ba] [--runs 3]
+
+Raw rows come from bench/attribution.py's generator (one identity holding
+`--hot-percent` of all touchpoints and conversions). The upstream marts are built
+once; then `dbt run --select conversion_attribution` is timed `--runs` times (model
+time from run_results.json, median). With --baseline, the older commit's project
+(`git archive`) builds `int_conversion_touchpoints_matched` and its
+`conversion_attribution` (which read the pairs) on the same file, timed the same way,
+and both marts' rows are compared: the run stops if they differ.
+
+Prints a table and writes bench/results/first_last_touch.json. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from _common import duckdb_env
+from attribution import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+SEEDS = ("bot_user_agents", "channel_rules", "channel_hosts")
+
+
+def dbt(env: dict[str, str], project: Path, target: Path, *args: str) -> dict[str, float]:
+    """One dbt command in `project`; the execution time of each node it ran."""
+    cmd = [
+        str(BIN / "dbt"), *args, "--profiles-dir", str(ROOT), "--project-dir", str(project),
+        "--target-path", str(target), "--log-path", str(target),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"dbt {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results}
+
+
+def timed_runs(
+    env: dict[str, str], project: Path, target: Path, models: list[str], runs: int
+) -> dict[str, float]:
+    """Median model time over `runs` runs of `models` (after one warm-up run)."""
+    dbt(env, project, target, "run", "--select", *models)
+    times = [dbt(env, project, target, "run", "--select", *models) for _ in range(runs)]
+    # (bench/statistics.py shadows the standard library's module here)
+    return {m: sorted(t[m] for t in times)[len(times) // 2] for m in times[0]}
+
+
+def export_project(commit: str, into: Path) -> Path:
+    """The dbt project of an older commit (models, macros, seeds, dbt_project.yml)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "dbt_project.yml", "models", "macros", "seeds"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    into.mkdir(parents=True)
+    tar_path = into.with_suffix(".tar")
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--touchpoints", type=int, default=200_000)
+    parser.add_argument("--conversions", type=int, default=20_000)
+    parser.add_argument("--identities", type=int, default=3_000)
+    parser.add_argument("--hot-percent", type=int, default=10)
+    parser.add_argument("--baseline", help="an older commit, built on the same rows")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    load_before = float(Path("/proc/loadavg").read_text().split()[0])
+    workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-first-last-"))
+    db = workdir / "bench.duckdb"
+    env = duckdb_env(db)
+    os.environ.update(env)
+    started = time.perf_counter()
+    counts = generate(db, args.touchpoints, args.conversions, args.identities, args.hot_percent)
+    print(f"generated {counts} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    target = workdir / "target"
+    dbt(env, ROOT, target, "seed", "--select", *SEEDS)
+    dbt(env, ROOT, target, "run", "--select", "+touchpoints", "+conversions")
+    with duckdb.connect(str(db)) as con:
+        hot = con.execute(
+            "select count(*) from touchpoints group by stitched_id order by 1 desc limit 1"
+        ).fetchone()[0]
+    result: dict[str, Any] = {"scale": vars(args), "hot_identity_touchpoints": hot}
+    new = timed_runs(env, ROOT, target, ["conversion_attribution"], args.runs)
+    result["timeline_seconds"] = round(new["conversion_attribution"], 3)
+    print(f"conversion_attribution from the timelines: {new['conversion_attribution']:.2f}s")
+    if args.baseline:
+        with duckdb.connect(str(db)) as con:
+            con.execute("create table bench_new as select * from conversion_attribution")
+        old_project = export_project(args.baseline, workdir / "baseline")
+        old = timed_runs(
+            env,
+            old_project,
+            workdir / "target-baseline",
+            ["int_conversion_touchpoints_matched", "conversion_attribution"],
+            args.runs,
+        )
+        pairs = old["int_conversion_touchpoints_matched"] + old["conversion_attribution"]
+        result["baseline_seconds"] = {k: round(v, 3) for k, v in old.items()}
+        with duckdb.connect(str(db)) as con:
+            differing = con.execute(
+                "select count(*) from ((select * from bench_new except all "
+                "select * from conversion_attribution) union all "
+                "(select * from conversion_attribution except all select * from bench_new))"
+            ).fetchone()[0]
+            rows = con.execute("select count(*) from bench_new").fetchone()[0]
+            pair_rows = con.execute(
+                "select count(*) from int_conversion_touchpoints_matched"
+            ).fetchone()
+        if differing:
+            sys.exit(f"the two marts differ in {differing} rows")
+        result.update(rows=rows, eligible_pairs=pair_rows[0], same_rows=True)
+        print(
+            f"{args.baseline}: int_conversion_touchpoints_matched "
+            f"{old['int_conversion_touchpoints_matched']:.2f}s + conversion_attribution "
+            f"{old['conversion_attribution']:.2f}s = {pairs:.2f}s "
+            f"({pair_rows[0]:,} eligible pairs); the same {rows:,} rows"
+        )
+    result["load_average"] = [load_before, float(Path("/proc/loadavg").read_text().split()[0])]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "first_last_touch.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"hot identity: {hot:,} touchpoints; load average {result['load_average']}")
+
+
+if __name__ == "__main__":
+    main()
