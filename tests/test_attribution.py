@@ -423,11 +423,22 @@ def _demo_with_the_story(warehouse, *, users: int, seed: int) -> list[str]:
 
 
 @pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
-def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
+@pytest.mark.parametrize("index", ["pairs", "too_many_pairs"])
+def test_prepared_attribution_equals_its_query_for_every_window(warehouse, index, monkeypatch):
     """On DuckDB, repeated attribute_conversions calls answer from conversion-touchpoint
     pairs prepared once per copy of the marts (issue 16). For every model, window,
     per-source window, validity filter and last non-direct, the answer must be the
-    rows of the query that other targets run (attribution_sql), in the same order."""
+    rows of the query that other targets run (attribution_sql), in the same order.
+    When the pairs would be too many for the marts' size (one identity's long
+    history), the calls run that query on the copies instead: the same answers."""
+    from trackhouse.query import _snapshot_of
+    from trackhouse.query import attribution as attribution_module
+
+    if index == "too_many_pairs":
+        if not warehouse.settings.is_duckdb:
+            pytest.skip("the pair index is DuckDB's; other targets always run the query")
+        monkeypatch.setattr(attribution_module, "_MAX_PAIRS_PER_ROW", 0)
+        monkeypatch.setattr(attribution_module, "_MIN_INDEX_PAIRS", 0)
     sources = _demo_with_the_story(warehouse, users=80, seed=5)
     assert len(sources) == 3
     per_source = [None, {sources[0]: 2, sources[1]: 45}, {"default": 1, sources[2]: 0}]
@@ -462,6 +473,9 @@ def test_prepared_attribution_equals_its_query_for_every_window(warehouse):
                         )
     # The comparison covered every kind of answer.
     assert all(seen.values()), seen
+    if warehouse.settings.is_duckdb:
+        derived = _snapshot_of(warehouse.settings, ("conversions", "touchpoints")).derived
+        assert (derived["attribution"] is None) == (index == "too_many_pairs")
 
 
 def test_arrow_rows_are_the_dict_rows(warehouse):

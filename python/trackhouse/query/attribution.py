@@ -265,11 +265,12 @@ def attribute_conversions(
     )
     if settings.is_duckdb:
         index = snapshot_derived(
-            settings, _INDEX_MARTS, "attribution", lambda memory: _TouchIndex(memory, settings)
+            settings, _INDEX_MARTS, "attribution", lambda memory: _touch_index(memory, settings)
         )
-        return index.attribute(
-            model, window_days, source_windows, valid_only, exclude_direct, as_arrow
-        )
+        if index is not None:
+            return index.attribute(
+                model, window_days, source_windows, valid_only, exclude_direct, as_arrow
+            )
     rows = fetch_marts(sql, params, settings, _INDEX_MARTS)
     for row in rows:
         # The same types on both targets (DuckDB returns the literal as str anyway).
@@ -307,6 +308,16 @@ _INDEX_MARTS = ("conversions", "touchpoints")
 _DAY_US = 86_400_000_000
 # Windows longer than any age (some 290,000 years) are clamped rather than overflow.
 _MAX_US = 2**63 - 1
+# The pair index (_TouchIndex) holds every pair of a conversion and an earlier
+# touchpoint of its identity: about 3 per row of the two marts for ordinary traffic
+# (bench/attribution.py), but quadratic in one identity's history. One identity with
+# 10% of 200k touchpoints and 20k conversions (a kiosk, a QA user, an `undefined`
+# anonymous id) makes 21.7M pairs: a 12 s first call and a 4.4 GiB peak. Above this
+# many pairs per row (and at least _MIN_INDEX_PAIRS), calls run attribution_sql on the
+# in-memory copies instead: the same rows, 0.7-3.7 s per call there, memory bounded by
+# the query (bench/README.md).
+_MAX_PAIRS_PER_ROW = 8
+_MIN_INDEX_PAIRS = 1_000_000
 _CONVERSION_COLUMNS = (
     "conversion_id", "stitched_id", "event", "converted_at", "value", "currency", "is_valid"
 )  # fmt: skip
@@ -321,6 +332,28 @@ class _Conversions(NamedTuple):
     table: pa.Table
     lo: pa.Array
     hi: pa.Array
+
+
+def _touch_index(memory: Any, settings: Settings) -> _TouchIndex | None:
+    """The pair index of this copy of the marts, or None when one identity's history
+    would make it quadratic (see _MAX_PAIRS_PER_ROW): calls then run the query."""
+    conversions = relation("conversions", settings)
+    touchpoints = relation("touchpoints", settings)
+    pairs, rows = memory.execute(
+        f"""
+        select
+            (
+                select count(*)
+                from {conversions} as c
+                inner join {touchpoints} as t
+                    on c.stitched_id = t.stitched_id and t.touched_at < c.converted_at
+            ),
+            (select count(*) from {conversions}) + (select count(*) from {touchpoints})
+        """
+    ).fetchone()
+    if pairs > max(_MIN_INDEX_PAIRS, _MAX_PAIRS_PER_ROW * rows):
+        return None
+    return _TouchIndex(memory, settings)
 
 
 class _TouchIndex:
