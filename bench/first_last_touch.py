@@ -13,6 +13,10 @@ time from run_results.json, median). With --baseline, the older commit's project
 `conversion_attribution` (which read the pairs) on the same file, timed the same way,
 and both marts' rows are compared: the run stops if they differ.
 
+With --api, `attribute_conversions(as_arrow=True)` is also called three times in a
+process of its own (30-day last touch): each call's seconds and the process's peak
+memory (the pair index, or the query when the pairs would be too many).
+
 Prints a table and writes bench/results/first_last_touch.json. Nothing is asserted.
 """
 
@@ -77,6 +81,19 @@ def export_project(commit: str, into: Path) -> Path:
     return into
 
 
+API_CALLS = """
+import json, resource, time
+from trackhouse.query.attribution import attribute_conversions
+seconds = []
+for _ in range(3):
+    started = time.perf_counter()
+    attribute_conversions("last_touch", 30, as_arrow=True)
+    seconds.append(round(time.perf_counter() - started, 3))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps({"call_seconds": seconds, "peak_mib": peak}))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--touchpoints", type=int, default=200_000)
@@ -85,6 +102,7 @@ def main() -> None:
     parser.add_argument("--hot-percent", type=int, default=10)
     parser.add_argument("--baseline", help="an older commit, built on the same rows")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--api", action="store_true", help="also time attribute_conversions")
     args = parser.parse_args()
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-first-last-"))
@@ -105,6 +123,12 @@ def main() -> None:
     new = timed_runs(env, ROOT, target, ["conversion_attribution"], args.runs)
     result["timeline_seconds"] = round(new["conversion_attribution"], 3)
     print(f"conversion_attribution from the timelines: {new['conversion_attribution']:.2f}s")
+    if args.api:
+        done = subprocess.run(
+            [sys.executable, "-c", API_CALLS], env=env, capture_output=True, text=True, check=True
+        )
+        result["api"] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"attribute_conversions(as_arrow=True): {result['api']}")
     if args.baseline:
         with duckdb.connect(str(db)) as con:
             con.execute("create table bench_new as select * from conversion_attribution")
