@@ -15,7 +15,9 @@ and both marts' rows are compared: the run stops if they differ.
 
 With --api, `attribute_conversions(as_arrow=True)` is also called three times in a
 process of its own (30-day last touch): each call's seconds and the process's peak
-memory (the pair index, or the query when the pairs would be too many).
+memory (the pair index, or the query when the pairs would be too many); then the query
+PostgreSQL and Spark run per call (`attribution_sql`) on the in-memory copies, for
+windows of 30, 7 and 90 days.
 
 Prints a table and writes bench/results/first_last_touch.json. Nothing is asserted.
 """
@@ -90,7 +92,17 @@ for _ in range(3):
     attribute_conversions("last_touch", 30, as_arrow=True)
     seconds.append(round(time.perf_counter() - started, 3))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-print(json.dumps({"call_seconds": seconds, "peak_mib": peak}))
+from trackhouse.query import fetch_marts
+from trackhouse.query.attribution import _INDEX_MARTS, attribution_sql
+from trackhouse.settings import load_settings
+settings = load_settings()
+query_seconds = {}
+for days in (30, 7, 90):
+    sql, params = attribution_sql(settings, "last_touch", days)
+    started = time.perf_counter()
+    fetch_marts(sql, params, settings, _INDEX_MARTS)
+    query_seconds[days] = round(time.perf_counter() - started, 3)
+print(json.dumps({"call_seconds": seconds, "peak_mib": peak, "query_seconds": query_seconds}))
 """
 
 

@@ -160,15 +160,21 @@ def attribution_sql(
         )
     window, params = window_expression(window_days, source_windows)
     order = "" if model == "first_touch" else " desc"
-    # Last non-direct: Direct touchpoints rank after all others (used only when alone).
-    direct_first = (
-        "case when windowed_touchpoints.channel = 'Direct' then 1 else 0 end,\n"
-        "                        "
-        if exclude_direct
-        else ""
-    )
+    # Last non-direct: Direct touchpoints have timelines of their own and rank after
+    # all others (chosen only when a conversion has nothing else).
+    direct_class = "case when channel = 'Direct' then 1 else 0 end" if exclude_direct else "0"
+    direct_first = "sequenced.direct_class, " if exclude_direct else ""
+    # The end of each timeline's eligible numbers that the model wants.
+    end = "ranges.seq_before_first + 1" if model == "first_touch" else "ranges.last_seq"
     valid = "where is_valid" if valid_only else ""
     tracking = ",\n            ".join(f"touchpoints.{c}" for c in TRACKING_COLUMNS)
+    # As the conversion_attribution mart: no conversion-touchpoint pairs, so a call is
+    # linear in the marts whatever one identity holds. Each identity's touchpoints of
+    # one window length (and, for last non-direct, of one class) are numbered in
+    # (touched_at, touchpoint_id) order; each conversion marks those timelines at
+    # itself (exclusive) and window_days before (inclusive), and a running maximum
+    # reads how many touchpoints lie before each mark. The numbers between are the
+    # eligible touchpoints: their count, and the candidate at the model's end.
     sql = f"""
         with
         conversions as (
@@ -179,31 +185,113 @@ def attribution_sql(
             select * from {relation("touchpoints", settings)}
         ),
         windowed_touchpoints as (
-            select touchpoint_id, stitched_id, touched_at, channel, {window} as window_days
+            select
+                touchpoint_id,
+                stitched_id,
+                touched_at,
+                {direct_class} as direct_class,
+                {window} as window_days
             from touchpoints
         ),
-        matched as (
+        sequenced as (
+            select
+                *,
+                row_number() over (
+                    partition by stitched_id, window_days, direct_class
+                    order by touched_at, touchpoint_id
+                ) as seq
+            from windowed_touchpoints
+        ),
+        timelines as (
+            select distinct stitched_id, window_days, direct_class from windowed_touchpoints
+        ),
+        marks as (
             select
                 conversions.conversion_id,
-                windowed_touchpoints.touchpoint_id,
-                windowed_touchpoints.window_days,
-                row_number() over (
-                    partition by conversions.conversion_id
-                    order by
-                        {direct_first}windowed_touchpoints.touched_at{order},
-                        windowed_touchpoints.touchpoint_id{order}
-                ) as touch_rank,
-                count(*) over (partition by conversions.conversion_id) as touchpoint_count
+                timelines.stitched_id,
+                timelines.window_days,
+                timelines.direct_class,
+                conversions.converted_at as timeline_at,
+                1 as is_upper
             from conversions
-            inner join windowed_touchpoints
-                on conversions.stitched_id = windowed_touchpoints.stitched_id
-                and windowed_touchpoints.touched_at < conversions.converted_at
-                and windowed_touchpoints.touched_at
-                    >= conversions.converted_at
-                    - windowed_touchpoints.window_days * interval '1 day'
+            inner join timelines on conversions.stitched_id = timelines.stitched_id
+            union all
+            select
+                conversions.conversion_id,
+                timelines.stitched_id,
+                timelines.window_days,
+                timelines.direct_class,
+                conversions.converted_at - timelines.window_days * interval '1 day',
+                0 as is_upper
+            from conversions
+            inner join timelines on conversions.stitched_id = timelines.stitched_id
+        ),
+        timeline_rows as (
+            select
+                conversion_id, stitched_id, window_days, direct_class, timeline_at,
+                is_upper, 0 as kind, cast(null as bigint) as seq
+            from marks
+            union all
+            select
+                null, stitched_id, window_days, direct_class, touched_at,
+                null, 1, seq
+            from sequenced
+        ),
+        read_marks as (
+            select
+                conversion_id, stitched_id, window_days, direct_class, is_upper, kind,
+                coalesce(max(seq) over (
+                    partition by stitched_id, window_days, direct_class
+                    order by timeline_at, kind
+                    rows between unbounded preceding and current row
+                ), 0) as touchpoints_before
+            from timeline_rows
+        ),
+        ranges as (
+            select
+                conversion_id, stitched_id, window_days, direct_class,
+                max(case when is_upper = 0 then touchpoints_before end) as seq_before_first,
+                max(case when is_upper = 1 then touchpoints_before end) as last_seq
+            from read_marks
+            where kind = 0
+            group by conversion_id, stitched_id, window_days, direct_class
+        ),
+        counts as (
+            select conversion_id, sum(last_seq - seq_before_first) as touchpoint_count
+            from ranges
+            where last_seq > seq_before_first
+            group by conversion_id
+        ),
+        candidates as (
+            select
+                ranges.conversion_id,
+                sequenced.touchpoint_id,
+                sequenced.touched_at,
+                sequenced.direct_class,
+                sequenced.window_days,
+                row_number() over (
+                    partition by ranges.conversion_id
+                    order by
+                        {direct_first}sequenced.touched_at{order},
+                        sequenced.touchpoint_id{order}
+                ) as touch_rank
+            from ranges
+            inner join sequenced
+                on ranges.stitched_id = sequenced.stitched_id
+                and ranges.window_days = sequenced.window_days
+                and ranges.direct_class = sequenced.direct_class
+                and sequenced.seq = {end}
+            where ranges.last_seq > ranges.seq_before_first
         ),
         chosen as (
-            select * from matched where touch_rank = 1
+            select
+                candidates.conversion_id,
+                candidates.touchpoint_id,
+                candidates.window_days,
+                counts.touchpoint_count
+            from candidates
+            inner join counts on candidates.conversion_id = counts.conversion_id
+            where candidates.touch_rank = 1
         )
         select
             conversions.conversion_id,
