@@ -140,31 +140,25 @@ eligible_ranges as (
     group by conversion_id, stitched_id, window_days
 ),
 
+{# per model, the candidate of each timeline: its first or its last eligible touchpoint #}
 candidates as (
     select
+        attribution_models.attribution_model,
         eligible_ranges.conversion_id,
         sequenced_touchpoints.touchpoint_id,
         sequenced_touchpoints.touched_at,
-        sequenced_touchpoints.window_days,
-        case
-            when sequenced_touchpoints.touchpoint_seq = eligible_ranges.seq_before_first + 1
-                then 1
-            else 0
-        end as is_first_candidate,
-        case
-            when sequenced_touchpoints.touchpoint_seq = eligible_ranges.last_seq
-                then 1
-            else 0
-        end as is_last_candidate
+        sequenced_touchpoints.window_days
     from eligible_ranges
+    cross join attribution_models
     inner join sequenced_touchpoints
         on
             eligible_ranges.stitched_id = sequenced_touchpoints.stitched_id
             and eligible_ranges.window_days = sequenced_touchpoints.window_days
-            and (
-                sequenced_touchpoints.touchpoint_seq = eligible_ranges.seq_before_first + 1
-                or sequenced_touchpoints.touchpoint_seq = eligible_ranges.last_seq
-            )
+            and sequenced_touchpoints.touchpoint_seq = case
+                when attribution_models.attribution_model = 'first_touch'
+                    then eligible_ranges.seq_before_first + 1
+                else eligible_ranges.last_seq
+            end
     where eligible_ranges.last_seq > eligible_ranges.seq_before_first
 ),
 
@@ -181,19 +175,20 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by conversion_id, is_first_candidate
+            partition by conversion_id, attribution_model
             order by touched_at, {{ trackhouse.byte_order('touchpoint_id') }}
-        ) as first_rank,
+        ) as earliest,
         row_number() over (
-            partition by conversion_id, is_last_candidate
+            partition by conversion_id, attribution_model
             order by touched_at desc, {{ trackhouse.byte_order('touchpoint_id') }} desc
-        ) as last_rank
+        ) as latest
     from candidates
 ),
 
+{# over an identity's timelines, the earliest first and the latest last candidate #}
 chosen as (
     select
-        'first_touch' as attribution_model,
+        ranked.attribution_model,
         ranked.conversion_id,
         ranked.touchpoint_id,
         ranked.window_days,
@@ -201,20 +196,9 @@ chosen as (
     from ranked
     inner join eligible_counts
         on ranked.conversion_id = eligible_counts.conversion_id
-    where ranked.is_first_candidate = 1 and ranked.first_rank = 1
-
-    union all
-
-    select
-        'last_touch' as attribution_model,
-        ranked.conversion_id,
-        ranked.touchpoint_id,
-        ranked.window_days,
-        eligible_counts.touchpoint_count
-    from ranked
-    inner join eligible_counts
-        on ranked.conversion_id = eligible_counts.conversion_id
-    where ranked.is_last_candidate = 1 and ranked.last_rank = 1
+    where
+        (ranked.attribution_model = 'first_touch' and ranked.earliest = 1)
+        or (ranked.attribution_model = 'last_touch' and ranked.latest = 1)
 ),
 
 final as (
