@@ -19,6 +19,12 @@ memory (the pair index, or the query when the pairs would be too many); then the
 PostgreSQL and Spark run per call (`attribution_sql`) on the in-memory copies, for
 windows of 30, 7 and 90 days.
 
+With --postgres, the same raw rows are copied into a PostgreSQL server of the
+benchmark's own (tests/pg_server.py, fsync off), `touchpoints` and `conversions` are
+built there by dbt, `conversion_attribution` is timed there (one run after a warm-up),
+and `attribute_conversions` (which runs `attribution_sql` on PostgreSQL) per model and
+window: the first call and the median of three more.
+
 Prints a table and writes bench/results/first_last_touch.json. Nothing is asserted.
 """
 
@@ -106,6 +112,66 @@ print(json.dumps({"call_seconds": seconds, "peak_mib": peak, "query_seconds": qu
 """
 
 
+PG_CALLS = """
+import json, time
+from trackhouse.query.attribution import attribute_conversions
+out = {}
+for model, days, direct in (("last_touch", 30, False), ("first_touch", 30, False),
+                            ("last_touch", 7, False), ("last_touch", 90, False),
+                            ("last_touch", 30, True)):
+    seconds = []
+    for _ in range(4):
+        started = time.perf_counter()
+        rows = attribute_conversions(model, days, exclude_direct=direct, as_arrow=True)
+        seconds.append(time.perf_counter() - started)
+    key = f"{model} {days}d" + (" non-direct" if direct else "")
+    out[key] = {"first": round(seconds[0], 3), "median": round(sorted(seconds[1:])[1], 3),
+                "rows": rows.num_rows}
+print(json.dumps(out))
+"""
+
+
+def postgres_calls(db: Path, workdir: Path) -> dict[str, Any]:
+    """The DuckDB file's raw rows copied into a PostgreSQL server of this run's own
+    (fsync off), the attribution marts built there, and attribute_conversions timed."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pg_server
+
+    server = pg_server.start(durable=False)
+    try:
+        dbname = "bench_first_last"
+        server.create_database(dbname)
+        env = {**os.environ, **server.env(dbname)}
+        subprocess.run([str(BIN / "trackhouse"), "init"], env=env, check=True, capture_output=True)
+        with duckdb.connect(str(db)) as con, server.connect(dbname) as pg:
+            tables = con.execute(
+                "select table_name from information_schema.tables"
+                " where table_schema = 'trackhouse_raw'"
+            ).fetchall()
+            for (table,) in tables:
+                if not con.execute(f"select count(*) from trackhouse_raw.{table}").fetchone()[0]:
+                    continue
+                columns = [c[0] for c in con.execute(f"describe trackhouse_raw.{table}").fetchall()]
+                path = workdir / f"{table}.csv"
+                con.execute(f"copy trackhouse_raw.{table} to '{path}' (header false)")
+                names = ", ".join(f'"{c}"' for c in columns)
+                with pg.cursor().copy(
+                    f'copy trackhouse_raw."{table}" ({names}) from stdin (format csv)'
+                ) as copy:
+                    copy.write(path.read_bytes())
+        target = workdir / "target-postgres"
+        dbt(env, ROOT, target, "seed", "--select", *SEEDS)
+        dbt(env, ROOT, target, "run", "--select", "+touchpoints", "+conversions")
+        mart = timed_runs(env, ROOT, target, ["conversion_attribution"], 1)
+        done = subprocess.run(
+            [sys.executable, "-c", PG_CALLS], env=env, capture_output=True, text=True, check=True
+        )
+        calls = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"conversion_attribution_seconds": round(mart["conversion_attribution"], 3), **calls}
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--touchpoints", type=int, default=200_000)
@@ -115,6 +181,9 @@ def main() -> None:
     parser.add_argument("--baseline", help="an older commit, built on the same rows")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--api", action="store_true", help="also time attribute_conversions")
+    parser.add_argument(
+        "--postgres", action="store_true", help="time attribute_conversions on PostgreSQL too"
+    )
     args = parser.parse_args()
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-first-last-"))
@@ -141,6 +210,9 @@ def main() -> None:
         )
         result["api"] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"attribute_conversions(as_arrow=True): {result['api']}")
+    if args.postgres:
+        result["postgres"] = postgres_calls(db, workdir)
+        print(f"attribute_conversions on PostgreSQL: {result['postgres']}")
     if args.baseline:
         with duckdb.connect(str(db)) as con:
             con.execute("create table bench_new as select * from conversion_attribution")

@@ -128,7 +128,7 @@ read_marks as (
     from timeline_rows
 ),
 
-eligible_ranges as (
+timeline_ranges as (
     select
         conversion_id,
         stitched_id,
@@ -140,35 +140,56 @@ eligible_ranges as (
     group by conversion_id, stitched_id, window_days
 ),
 
-{# per model, the candidate of each timeline: its first or its last eligible touchpoint #}
+{# the timelines with eligible touchpoints, each with its conversion's count (a window
+   over them: an aggregate joined back was a join PostgreSQL misjudged and looped over) #}
+eligible_ranges as (
+    select
+        *,
+        cast(sum(last_seq - seq_before_first) over (partition by conversion_id) as bigint)
+            as touchpoint_count
+    from timeline_ranges
+    where last_seq > seq_before_first
+),
+
+{# per model, the number of each timeline's candidate: its first or its last eligible
+   touchpoint. A union, not a join with attribution_models and a case: PostgreSQL put
+   such a case into the join below as a filter and looped over every pair. #}
+range_ends as (
+    select
+        'first_touch' as attribution_model,
+        conversion_id,
+        stitched_id,
+        window_days,
+        touchpoint_count,
+        seq_before_first + 1 as candidate_seq
+    from eligible_ranges
+
+    union all
+
+    select
+        'last_touch' as attribution_model,
+        conversion_id,
+        stitched_id,
+        window_days,
+        touchpoint_count,
+        last_seq as candidate_seq
+    from eligible_ranges
+),
+
 candidates as (
     select
-        attribution_models.attribution_model,
-        eligible_ranges.conversion_id,
+        range_ends.attribution_model,
+        range_ends.conversion_id,
+        range_ends.touchpoint_count,
         sequenced_touchpoints.touchpoint_id,
         sequenced_touchpoints.touched_at,
         sequenced_touchpoints.window_days
-    from eligible_ranges
-    cross join attribution_models
+    from range_ends
     inner join sequenced_touchpoints
         on
-            eligible_ranges.stitched_id = sequenced_touchpoints.stitched_id
-            and eligible_ranges.window_days = sequenced_touchpoints.window_days
-            and sequenced_touchpoints.touchpoint_seq = case
-                when attribution_models.attribution_model = 'first_touch'
-                    then eligible_ranges.seq_before_first + 1
-                else eligible_ranges.last_seq
-            end
-    where eligible_ranges.last_seq > eligible_ranges.seq_before_first
-),
-
-eligible_counts as (
-    select
-        conversion_id,
-        cast(sum(last_seq - seq_before_first) as bigint) as touchpoint_count
-    from eligible_ranges
-    where last_seq > seq_before_first
-    group by conversion_id
+            range_ends.stitched_id = sequenced_touchpoints.stitched_id
+            and range_ends.window_days = sequenced_touchpoints.window_days
+            and range_ends.candidate_seq = sequenced_touchpoints.touchpoint_seq
 ),
 
 ranked as (
@@ -192,10 +213,8 @@ chosen as (
         ranked.conversion_id,
         ranked.touchpoint_id,
         ranked.window_days,
-        eligible_counts.touchpoint_count
+        ranked.touchpoint_count
     from ranked
-    inner join eligible_counts
-        on ranked.conversion_id = eligible_counts.conversion_id
     where
         (ranked.attribution_model = 'first_touch' and ranked.earliest = 1)
         or (ranked.attribution_model = 'last_touch' and ranked.latest = 1)

@@ -47,9 +47,14 @@ def epoch_seconds(expr: str, settings: Settings) -> str:
 
 
 def fetch(
-    sql: str, params: Mapping[str, Any] | None = None, settings: Settings | None = None
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    postgres_planner: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run a read query on the target; rows as dicts keyed by column name."""
+    """Run a read query on the target; rows as dicts keyed by column name.
+    `postgres_planner`: PostgreSQL settings for this query's transaction only
+    (`set_config(name, value, true)`); ignored on the other targets."""
     settings = settings or load_settings()
     if settings.is_spark:
         from .. import spark
@@ -57,6 +62,12 @@ def fetch(
         return spark.fetch(settings, sql, params)
     try:
         with read_connection(settings) as conn:
+            if postgres_planner and not settings.is_duckdb:
+                for name, value in postgres_planner.items():
+                    conn.execute(
+                        sa.text("select set_config(:name, :value, true)"),
+                        {"name": name, "value": value},
+                    )
             result = conn.execute(sa.text(sql), dict(params or {}))
             return [dict(row._mapping) for row in result]
     except sa.exc.ProgrammingError as exc:
@@ -172,12 +183,13 @@ def fetch_marts(
     params: Mapping[str, Any] | None,
     settings: Settings,
     tables: Iterable[str],
+    postgres_planner: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """`fetch` for a query that reads only the marts `tables`: on DuckDB it runs on
     in-memory copies of them, taken again whenever the warehouse file changes;
     on other targets it is `fetch`."""
     if not settings.is_duckdb:
-        return fetch(sql, params, settings)
+        return fetch(sql, params, settings, postgres_planner)
     memory = _snapshot(settings, tuple(sorted(tables)))
     params = dict(params or {})
     sql = duckdb_binds(sql, params)

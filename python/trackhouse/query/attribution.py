@@ -247,7 +247,7 @@ def attribution_sql(
                 ), 0) as touchpoints_before
             from timeline_rows
         ),
-        ranges as (
+        timeline_ranges as (
             select
                 conversion_id, stitched_id, window_days, direct_class,
                 max(case when is_upper = 0 then touchpoints_before end) as seq_before_first,
@@ -256,11 +256,16 @@ def attribution_sql(
             where kind = 0
             group by conversion_id, stitched_id, window_days, direct_class
         ),
-        counts as (
-            select conversion_id, sum(last_seq - seq_before_first) as touchpoint_count
-            from ranges
+        -- The timelines with eligible touchpoints, each carrying its conversion's count
+        -- (a window, not a second aggregate joined back: PostgreSQL misjudged that join's
+        -- size and looped over every pair of conversions).
+        ranges as (
+            select
+                *,
+                sum(last_seq - seq_before_first) over (partition by conversion_id)
+                    as touchpoint_count
+            from timeline_ranges
             where last_seq > seq_before_first
-            group by conversion_id
         ),
         candidates as (
             select
@@ -269,6 +274,7 @@ def attribution_sql(
                 sequenced.touched_at,
                 sequenced.direct_class,
                 sequenced.window_days,
+                ranges.touchpoint_count,
                 row_number() over (
                     partition by ranges.conversion_id
                     order by
@@ -281,17 +287,11 @@ def attribution_sql(
                 and ranges.window_days = sequenced.window_days
                 and ranges.direct_class = sequenced.direct_class
                 and sequenced.seq = {end}
-            where ranges.last_seq > ranges.seq_before_first
         ),
         chosen as (
-            select
-                candidates.conversion_id,
-                candidates.touchpoint_id,
-                candidates.window_days,
-                counts.touchpoint_count
+            select conversion_id, touchpoint_id, window_days, touchpoint_count
             from candidates
-            inner join counts on candidates.conversion_id = counts.conversion_id
-            where candidates.touch_rank = 1
+            where touch_rank = 1
         )
         select
             conversions.conversion_id,
@@ -359,7 +359,7 @@ def attribute_conversions(
             return index.attribute(
                 model, window_days, source_windows, valid_only, exclude_direct, as_arrow
             )
-    rows = fetch_marts(sql, params, settings, _INDEX_MARTS)
+    rows = fetch_marts(sql, params, settings, _INDEX_MARTS, POSTGRES_PLANNER)
     for row in rows:
         # The same types on both targets (DuckDB returns the literal as str anyway).
         if row["window_days"] is not None:
@@ -390,6 +390,12 @@ def arrow_schema() -> pa.Schema:
 
 
 _INDEX_MARTS = ("conversions", "touchpoints")
+# PostgreSQL's estimates through these queries' window functions and unions are far
+# off (1 row for 20,000 candidates), and it chose nested loops over what it took
+# for tiny inputs: at 200,000 touchpoints a call ran for minutes. Every join here is
+# on equalities, so hash and merge joins serve; and the inflated costs made it
+# JIT-compile each call (~1 s). Set for the query's transaction only.
+POSTGRES_PLANNER = {"enable_nestloop": "off", "jit": "off"}
 # A pair is inside a window of n days when its age (converted_at - touched_at, in
 # microseconds) is at most n days: the mart's `touched_at >= converted_at - n * interval
 # '1 day'` on timestamps without time zone (microseconds, days of 86,400 s).
@@ -1211,7 +1217,7 @@ def attribution_credits(
     sql, params = credits_sql(
         settings, model, window_days, source_windows, valid_only, half_life_days
     )
-    return fetch_marts(sql, params, settings, ("conversions", "touchpoints"))
+    return fetch_marts(sql, params, settings, ("conversions", "touchpoints"), POSTGRES_PLANNER)
 
 
 def attribution_by_channel(
