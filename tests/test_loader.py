@@ -132,6 +132,35 @@ def test_a_line_of_several_megabytes_is_rejected_and_kept(warehouse):
     assert len(row["payload"]) > 3_000_000
 
 
+def test_payloads_are_kept_as_sent_and_stored_with_zstd_on_duckdb(warehouse):
+    """The ledger keeps each line's payload byte for byte; on DuckDB the payload
+    columns are declared `USING COMPRESSION zstd` (schema.py), which a checkpoint
+    applies to them, and no other column."""
+    lines = [orjson.dumps(e) for e in GOOD] + [b'{"type": "page", "messageId": "broken", ']
+    load_files([warehouse.write_ndjson(lines)], settings=warehouse.settings)
+    stored = {r["message_id"]: r["payload"] for r in warehouse.raw("events")}
+    assert stored == {e["messageId"]: orjson.dumps(e).decode() for e in GOOD}
+    assert [r["payload"] for r in warehouse.raw("rejected")] == [lines[-1].decode()]
+    if warehouse.target != "duckdb":
+        return
+    schema = warehouse.settings.raw_schema
+    with get_engine(warehouse.settings).begin() as conn:
+        conn.execute(sa.text("checkpoint"))
+        used = [
+            (table, *row)
+            for table in ("events", "rejected")
+            for row in conn.execute(
+                sa.text(
+                    "select column_name, string_agg(distinct compression, ',') "
+                    f"from pragma_storage_info('{schema}.{table}') "
+                    "where segment_type <> 'VALIDITY' group by all"
+                )
+            )
+        ]
+    zstd = {(table, column) for table, column, methods in used if "ZSTD" in methods.upper()}
+    assert zstd == {("events", "payload"), ("rejected", "payload")}, used
+
+
 def test_sql_in_values_is_stored_literally(warehouse):
     nasty = "x'); drop table trackhouse_raw.events; --"
     event = page(
