@@ -9,7 +9,9 @@ The raw rows come from bench/activity.py's and bench/attribution.py's generators
 2) and a day's share of page views and conversions (every 365th row of each, moved
 to the day after, with new ids). Each variant starts from a copy of the same
 generated file. Each build is its own process (`dbt build --threads T`); a third
-build with nothing new shows the floor of an incremental run. Prints the
+build with nothing new shows what an incremental run costs whatever the day holds,
+and a build of an empty warehouse (raw tables and seeds only) shows dbt's own floor:
+starting, and running every model and data test once. Prints the
 wall clock of each build, dbt's own elapsed time, the summed model and data-test
 times and the slowest nodes; writes bench/results/incremental.json. Not a test:
 nothing is asserted.
@@ -127,6 +129,14 @@ def main() -> None:
         env = duckdb_env(db)
         target = workdir / f"target-{threads}"
         run: dict[str, Any] = {"threads": threads}
+        empty = workdir / f"empty-{threads}.duckdb"
+        timed_process([str(BIN / "trackhouse"), "init"], duckdb_env(empty), "empty warehouse")
+        for attempt in ("first", "again"):  # again: dbt's partial parse warm, as below
+            run["empty"] = build(
+                duckdb_env(empty), workdir / f"target-empty-{threads}", threads,
+                f"build of an empty warehouse ({attempt}), threads {threads}",
+            )  # fmt: skip
+        empty.unlink()
         run["full"] = build(env, target, threads, f"full build, threads {threads}")
         run["new_day"] = add_day(db, args.events)
         run["incremental"] = build(env, target, threads, f"incremental build, threads {threads}")
@@ -146,13 +156,21 @@ def main() -> None:
     print(f"\n{args.events:,} activity events; raw rows {result['raw_rows']}")
     for run in result["runs"]:
         full, inc = run["full"], run["incremental"]
-        for kind, b in (("full", full), ("incremental", inc), ("nothing new", run["nothing_new"])):
+        builds = (
+            ("full", full),
+            ("incremental", inc),
+            ("nothing new", run["nothing_new"]),
+            ("empty warehouse (floor)", run["empty"]),
+        )
+        for kind, b in builds:
             print(
                 f"threads {run['threads']}, {kind}: {b['wall_seconds']} s"
                 f" (dbt {b['dbt_elapsed_seconds']} s; models {b['models_seconds']} s,"
                 f" tests {b['tests_seconds']} s summed over threads)"
             )
         print(f"  incremental = {run['ratio']:.0%} of full; new day {run['new_day']}")
+        floor = run["empty"]["wall_seconds"] / full["wall_seconds"]
+        print(f"  an empty warehouse's build = {floor:.0%} of full (the least any build costs)")
         for kind in ("full", "incremental", "nothing_new"):
             slow = ", ".join(f"{name} {s}" for _, name, s in run[kind]["slowest"])
             print(f"  slowest, {kind}: {slow}")
