@@ -25,6 +25,13 @@ built there by dbt, `conversion_attribution` is timed there (one run after a war
 and `attribute_conversions` (which runs `attribution_sql` on PostgreSQL) per model and
 window: the first call and the median of three more.
 
+With --credits, the multi-touch chain (`int_conversion_touchpoints_matched`,
+`int_channel_paths_sequenced`, `int_channel_removal_effects`, `attribution_credits`)
+is built once on DuckDB, and with --postgres on PostgreSQL too (stopped after
+--credits-timeout seconds): each model's time and the eligible pairs (its rows are one
+per conversion, model and eligible touchpoint, SPEC §3: quadratic for a hot identity
+by definition).
+
 Prints a table and writes bench/results/first_last_touch.json. Nothing is asserted.
 """
 
@@ -51,13 +58,25 @@ RESULTS = ROOT / "bench" / "results"
 SEEDS = ("bot_user_agents", "channel_rules", "channel_hosts")
 
 
-def dbt(env: dict[str, str], project: Path, target: Path, *args: str) -> dict[str, float]:
+CREDITS = [
+    "int_conversion_touchpoints_matched",
+    "int_channel_paths_sequenced",
+    "int_channel_removal_effects",
+    "attribution_credits",
+]
+
+
+def dbt(
+    env: dict[str, str], project: Path, target: Path, *args: str, timeout: float | None = None
+) -> dict[str, float]:
     """One dbt command in `project`; the execution time of each node it ran."""
     cmd = [
         str(BIN / "dbt"), *args, "--profiles-dir", str(ROOT), "--project-dir", str(project),
         "--target-path", str(target), "--log-path", str(target),
     ]  # fmt: skip
-    done = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True)
+    done = subprocess.run(
+        cmd, env=env, cwd=project, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
         sys.exit(f"dbt {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
     results = json.loads((target / "run_results.json").read_text())["results"]
@@ -131,7 +150,17 @@ print(json.dumps(out))
 """
 
 
-def postgres_calls(db: Path, workdir: Path) -> dict[str, Any]:
+def credits(env: dict[str, str], target: Path, timeout: float) -> dict[str, Any]:
+    """The multi-touch chain built once; each model's seconds, or where it stopped."""
+    started = time.perf_counter()
+    try:
+        times = dbt(env, ROOT, target, "run", "--select", *CREDITS, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"stopped_after_seconds": round(time.perf_counter() - started, 1)}
+    return {m: round(times[m], 3) for m in CREDITS}
+
+
+def postgres_calls(db: Path, workdir: Path, with_credits: float | None) -> dict[str, Any]:
     """The DuckDB file's raw rows copied into a PostgreSQL server of this run's own
     (fsync off), the attribution marts built there, and attribute_conversions timed."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -167,6 +196,8 @@ def postgres_calls(db: Path, workdir: Path) -> dict[str, Any]:
             [sys.executable, "-c", PG_CALLS], env=env, capture_output=True, text=True, check=True
         )
         calls = json.loads(done.stdout.strip().splitlines()[-1])
+        if with_credits is not None:
+            calls["credits_seconds"] = credits(env, target, with_credits)
         return {"conversion_attribution_seconds": round(mart["conversion_attribution"], 3), **calls}
     finally:
         server.stop()
@@ -184,6 +215,10 @@ def main() -> None:
     parser.add_argument(
         "--postgres", action="store_true", help="time attribute_conversions on PostgreSQL too"
     )
+    parser.add_argument(
+        "--credits", action="store_true", help="also build the multi-touch chain once"
+    )
+    parser.add_argument("--credits-timeout", type=float, default=600)
     args = parser.parse_args()
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-first-last-"))
@@ -210,8 +245,22 @@ def main() -> None:
         )
         result["api"] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"attribute_conversions(as_arrow=True): {result['api']}")
+    if args.credits:
+        result["credits_seconds"] = credits(env, target, args.credits_timeout)
+        with duckdb.connect(str(db)) as con:
+            result["eligible_pairs"] = con.execute(
+                "select count(*) from int_conversion_touchpoints_matched"
+            ).fetchone()[0]
+            result["credit_rows"] = con.execute(
+                "select count(*) from attribution_credits"
+            ).fetchone()[0]
+        print(
+            f"multi-touch chain on DuckDB: {result['credits_seconds']}; "
+            f"{result['eligible_pairs']:,} eligible pairs, {result['credit_rows']:,} credit rows"
+        )
     if args.postgres:
-        result["postgres"] = postgres_calls(db, workdir)
+        timeout = args.credits_timeout if args.credits else None
+        result["postgres"] = postgres_calls(db, workdir, timeout)
         print(f"attribute_conversions on PostgreSQL: {result['postgres']}")
     if args.baseline:
         with duckdb.connect(str(db)) as con:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import gzip
-import itertools
 import logging
 import os
 import sys
@@ -242,7 +241,8 @@ class Lines:
         chunk's bytes in one pass; a line that is not UTF-8 is null here (Python
         rejects it)."""
         n, data = len(self), self.data
-        if b"\r\n" in data or data.endswith(b"\r"):  # rare: strip line by line
+        # rare: strip line by line. (One byte is searched ~20x faster than a pair.)
+        if b"\r" in data and (b"\r\n" in data or data.endswith(b"\r")):
             texts: list[str | None] = []
             for i in range(n):
                 try:
@@ -315,10 +315,16 @@ def _chunks(stream: IO[bytes], size: int, max_bytes: int = CHUNK_BYTES) -> Itera
         del blocks
         if not data:
             return
-        pieces = data.split(b"\n", size)  # at most size lines and the rest
-        starts = [0, *itertools.accumulate(len(p) + 1 for p in pieces[:-1])][: size + 1]
+        # Where each of the first `size` lines starts: a `find` per line break is ~4x
+        # cheaper than splitting the chunk into a bytes object per line.
+        starts = [0]
+        add, find, pos = starts.append, data.find, -1
+        for _ in range(size):
+            pos = find(b"\n", pos + 1)
+            if pos < 0:
+                break
+            add(pos + 1)
         pos = starts[-1]
-        del pieces
         if eof and len(starts) <= size and pos < len(data):
             starts.append(len(data))  # the last line has no line break
         count, cut = len(starts) - 1, starts[-1]
