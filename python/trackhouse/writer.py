@@ -155,10 +155,8 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
     try:
         con.execute("set enable_progress_bar = false")  # stdout is the report's
         con.execute("begin transaction")
-        received = 0
-        for name in ("events", *_present(batch)):
-            table = batch_table(batch, name)
-            received = table.num_rows if name == "events" else received
+        tables = {name: batch_table(batch, name) for name in ("events", *_present(batch))}
+        for name, table in tables.items():
             con.register(f"th_batch_{name}", table)
             registered.append(f"th_batch_{name}")
         con.register("th_batch_rejected", batch_table(batch, "rejected"))
@@ -177,7 +175,7 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
         sequence = next_sequence(con, schema, lock=False)
         # The batch's ids are distinct (loader._merge_fast); when all of them are new
         # (a first load, most daily ones) every row goes in, without the semi join.
-        new_only = new_events < received
+        new_only = new_events < tables["events"].num_rows
         con.execute(
             f"""{_insert(schema, "events", sequence)}
             {"where message_id in (select message_id from th_new)" if new_only else ""}"""
