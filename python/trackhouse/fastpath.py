@@ -409,8 +409,11 @@ class FastPath:
         self.parallel = max(parallel, 1)
         self.con = duckdb.connect(":memory:")
         self.con.execute("set timezone = 'UTC'")
-        # One core parses while the writer thread uses the other (see loader.load_stream).
-        self.con.execute("set threads = 2")
+        # One thread: a slice's queries get nothing from DuckDB's workers (the input is
+        # one Arrow batch, the judging runs on one thread), and their scheduling cost
+        # ~13% more CPU (bench/notes/load.md). Slices judged at once (`parallel`) each run
+        # in their own caller's thread; the writer thread has the other core.
+        self.con.execute("set threads = 1")
         self.con.execute("set enable_progress_bar = false")  # stdout is the report's
         # A chunk is at most 64 MiB of lines (loader.CHUNK_BYTES); left to its default
         # (80% of RAM) this database kept ~100 MB more than it needs after the first
