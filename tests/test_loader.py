@@ -161,6 +161,22 @@ def test_payloads_are_kept_as_sent_and_stored_with_zstd_on_duckdb(warehouse):
     assert zstd == {("events", "payload"), ("rejected", "payload")}, used
 
 
+def test_a_load_leaves_the_databases_threads_setting_as_it_was(warehouse):
+    """The writer runs each batch on one DuckDB thread (writer._write_duckdb). The
+    setting belongs to the database, which every connection of this process to the
+    file shares (the query API's, a drain's): after the load it is what it was."""
+    if warehouse.target != "duckdb":
+        pytest.skip("a DuckDB setting")
+    with get_engine(warehouse.settings).connect() as conn:
+        conn.execute(sa.text("set threads = 3"))
+        lines = [orjson.dumps(e) for e in GOOD]
+        load_files([warehouse.write_ndjson(lines)], settings=warehouse.settings)
+        assert conn.execute(sa.text("select current_setting('threads')")).scalar() == 3
+        assert conn.execute(
+            sa.text(f"select count(*) from {warehouse.settings.raw_schema}.events")
+        ).scalar() == len(GOOD)
+
+
 def test_sql_in_values_is_stored_literally(warehouse):
     nasty = "x'); drop table trackhouse_raw.events; --"
     event = page(
