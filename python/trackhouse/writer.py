@@ -11,6 +11,7 @@ batch written twice — or by two processes at once — lands exactly once.
 from __future__ import annotations
 
 import array
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -210,7 +211,9 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
     finally:
         for view in registered:
             con.unregister(view)
-        con.execute(f"set threads = {int(threads)}")
+        # After a failure the database may be gone: its error is the one to raise.
+        with contextlib.suppress(Exception):
+            con.execute(f"set threads = {int(threads)}")
     return WriteResult(new_events, batch.event_count - new_events, new_rejected)
 
 
