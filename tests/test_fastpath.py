@@ -305,3 +305,54 @@ def test_slices_judged_at_once_give_the_rows_of_one_query(monkeypatch):
 
     for name, table in whole.tables.items():
         assert rows(sliced.tables[name]) == rows(table), name
+
+
+# Values DuckDB's JSON reader (yyjson) accepts and orjson refuses, each after every
+# character a JSON value can follow, with and without whitespace.
+_LENIENT_VALUES = ["NaN", "-nan", "Infinity", "-Infinity", "inf", "1e400", "-2.5E+999"]
+_LENIENT_VALUES += ["1" + "0" * 400, "-" + "9" * 400 + ".5"]  # beyond a double: infinity
+
+
+def _lenient_lines() -> list[bytes]:
+    plain = orjson.dumps(_page(messageId="lenient"))[:-1]
+    lines = []
+    for value in _LENIENT_VALUES:
+        for gap in ("", " ", "\t"):
+            lines.append(plain + b',"extra":' + gap.encode() + value.encode() + b"}")
+            lines.append(plain + b',"extra":[' + gap.encode() + value.encode() + b"]}")
+            lines.append(plain + b',"extra":[1,' + gap.encode() + value.encode() + b"]}")
+    for gap in ("", " ", "\t"):
+        lines.append(plain + b"," + gap.encode() + b"}")
+        lines.append(plain + b',"extra":[1,' + gap.encode() + b"]}")
+    return lines
+
+
+def test_lines_only_duckdb_reads_are_left_to_python():
+    """NaN, Infinity, overflowing numbers and trailing commas, wherever a value can
+    stand: DuckDB reads each of these lines, orjson refuses it, so the vectorised
+    path must not take it (the Python parser rejects it as malformed JSON). The same
+    line with ordinary values, also inside strings, is taken."""
+    from datetime import datetime
+
+    import duckdb
+
+    from trackhouse.fastpath import FastPath
+    from trackhouse.loader import Lines
+
+    lenient = _lenient_lines()
+    plain = orjson.dumps(_page(messageId="lenient"))[:-1]
+    ordinary = [
+        plain + b',"extra":' + value + b"}"
+        for value in (b"1e10", b"[1, 2.5e-3]", b'"NaN or Infinity"', b'[ "Infinity" ]', b"null")
+    ]
+    for line in lenient:
+        assert duckdb.sql("select json_valid($1)", params=[line.decode()]).fetchall() == [(True,)]
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(line)
+    lines = Lines.of(list(enumerate(lenient + ordinary, start=1)))
+    fast = FastPath()
+    try:
+        rows = fast.run_table(lines.table(), source="lenient", received_at=datetime(2024, 5, 2))
+    finally:
+        fast.close()
+    assert set(rows.line_numbers) == set(range(len(lenient) + 1, len(lenient) + len(ordinary) + 1))
