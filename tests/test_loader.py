@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import re
@@ -175,6 +176,38 @@ def test_a_load_leaves_the_databases_threads_setting_as_it_was(warehouse):
         assert conn.execute(
             sa.text(f"select count(*) from {warehouse.settings.raw_schema}.events")
         ).scalar() == len(GOOD)
+
+
+def test_a_write_that_waits_for_the_callers_own_connection_says_so(warehouse):
+    """DuckDB admits one configuration of a file per process: a `duckdb.connect(path)`
+    of the caller's own makes trackhouse's writer wait as for a lock, and the error
+    must point at that connection, not only at other processes."""
+    if warehouse.target != "duckdb":
+        pytest.skip("a DuckDB file")
+    import duckdb
+
+    from trackhouse.engine import lock_timeout
+    from trackhouse.errors import WarehouseBusyError
+    from trackhouse.writer import write_batch
+
+    report = loader.LoadReport()
+    lines = loader.Lines.of([(1, orjson.dumps(GOOD[0]))])
+    batch = loader.parse_chunk(
+        lines,
+        source="t",
+        received_at=dt.datetime(2024, 5, 2),
+        allowed_events=None,
+        report=report,
+        fast=None,
+    )
+    assert len(batch)
+    own = duckdb.connect(str(warehouse.settings.duckdb_path))
+    try:
+        with lock_timeout(0.3), pytest.raises(WarehouseBusyError, match=r"duckdb\.connect\(path\)"):
+            write_batch(warehouse.settings, batch)
+    finally:
+        own.close()
+    assert write_batch(warehouse.settings, batch).new_events == 1  # once it is closed
 
 
 def test_sql_in_values_is_stored_literally(warehouse):

@@ -281,7 +281,9 @@ def _open(settings: Settings, opener: Callable[[], T], deadline: float) -> T:
                     f"the DuckDB file {settings.duckdb_path} is locked by another process "
                     f"(dbt, Dagster or another loader) or read by another thread of this one "
                     f"for more than {timeout:.0f}s; "
-                    "wait for it to finish and retry, or raise TRACKHOUSE_LOCK_TIMEOUT."
+                    "wait for it to finish and retry, or raise TRACKHOUSE_LOCK_TIMEOUT. "
+                    "(A connection of your own in this process, such as duckdb.connect(path), "
+                    "also holds it: close that one first.)"
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -358,7 +360,9 @@ def read_connection(settings: Settings | None = None) -> Iterator[sa.Connection]
                     f"for more than {READ_TIMEOUT_SECONDS:.0f}s; "
                     "DuckDB lets no other process read while one writes. Retry when it "
                     "finishes, raise TRACKHOUSE_READ_TIMEOUT, or use PostgreSQL for "
-                    "dashboards that must read during builds."
+                    "dashboards that must read during builds. (A connection of your own in "
+                    "this process, such as duckdb.connect(path), also holds it: close that "
+                    "one first.)"
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
