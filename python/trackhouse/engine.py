@@ -265,6 +265,14 @@ def _turn(settings: Settings, deadline: float) -> Iterator[None]:
         lock.release()
 
 
+# DuckDB admits one configuration of a file per process: a caller's own connection
+# (opened with other settings) looks like a lock held elsewhere.
+_OWN_CONNECTION = (
+    "(A connection of your own in this process, such as duckdb.connect(path), "
+    "also holds it: close that one first.)"
+)
+
+
 def _open(settings: Settings, opener: Callable[[], T], deadline: float) -> T:
     """`opener()`, retried while another process holds the DuckDB file (or another
     thread of this one has it open read-only) until `deadline`."""
@@ -282,8 +290,7 @@ def _open(settings: Settings, opener: Callable[[], T], deadline: float) -> T:
                     f"(dbt, Dagster or another loader) or read by another thread of this one "
                     f"for more than {timeout:.0f}s; "
                     "wait for it to finish and retry, or raise TRACKHOUSE_LOCK_TIMEOUT. "
-                    "(A connection of your own in this process, such as duckdb.connect(path), "
-                    "also holds it: close that one first.)"
+                    + _OWN_CONNECTION
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -360,9 +367,7 @@ def read_connection(settings: Settings | None = None) -> Iterator[sa.Connection]
                     f"for more than {READ_TIMEOUT_SECONDS:.0f}s; "
                     "DuckDB lets no other process read while one writes. Retry when it "
                     "finishes, raise TRACKHOUSE_READ_TIMEOUT, or use PostgreSQL for "
-                    "dashboards that must read during builds. (A connection of your own in "
-                    "this process, such as duckdb.connect(path), also holds it: close that "
-                    "one first.)"
+                    "dashboards that must read during builds. " + _OWN_CONNECTION
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.5)

@@ -181,15 +181,15 @@ def _write_duckdb(con: Any, schema: str, batch: Batch) -> WriteResult:
         sequence = next_sequence(con, schema, lock=False)
         # The batch's ids are distinct (loader._merge_fast); when all of them are new
         # (a first load, most daily ones) every row goes in, without the semi join.
-        new_only = new_events < tables["events"].num_rows
+        some_known = new_events < tables["events"].num_rows
         con.execute(
             f"""{_insert(schema, "events", sequence)}
-            {"where message_id in (select message_id from th_new)" if new_only else ""}"""
+            {"where message_id in (select message_id from th_new)" if some_known else ""}"""
         )
         for name in _present(batch):
             con.execute(
                 f"""{_insert(schema, name, sequence)}
-                {"where event_id in (select message_id from th_new)" if new_only else ""}"""
+                {"where event_id in (select message_id from th_new)" if some_known else ""}"""
             )
         record_batch(con.execute, schema, sequence, new_events)
         new_rejected = 0
