@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,6 +65,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # One dbt target directory per test process, target and set of vars: partial parsing is
 # reused between the tests of a process, and parallel processes never collide.
 _TARGET_DIR = ROOT / "target" / f"pytest-{_WORKER}-{os.getpid()}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The process's target directories go with it (~100 MB of partial parses a run)."""
+    shutil.rmtree(_TARGET_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
